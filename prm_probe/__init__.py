@@ -1,0 +1,65 @@
+"""prm_probe: measure how GRPO acts as a process reward model (Sullivan & Koller, ICML 2026).
+
+The public API is resolved lazily, so ``import prm_probe`` is cheap and imports no torch, transformers,
+matplotlib, seaborn or scipy. Main entry points:
+
+* :func:`process_set_sizes` — ``|λ(i, t)|`` for every token of one group;
+* :func:`process_sets` — the vectorised engine over many groups (:class:`PackedGroups` in, :class:`ProcessSets` out);
+* :func:`implied_prm` — the implied per-token process reward and PRM-aware advantage of one group;
+* :func:`overlap_stats` — overlap statistics of a rollout log per completion, group and step;
+* :func:`read_rollouts`, :func:`write_rollouts`, :func:`validate_log` — the rollout-log format;
+* :class:`GroupTrie` — one group's trie to explore or print.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "PackedGroups": "prm_probe.trie",
+    "ProcessSets": "prm_probe.trie",
+    "process_sets": "prm_probe.trie",
+    "process_set_sizes": "prm_probe.trie",
+    "GroupTrie": "prm_probe.group_trie",
+    "outcome_advantages": "prm_probe.prm",
+    "node_values": "prm_probe.prm",
+    "implied_prm": "prm_probe.prm",
+    "implied_prm_frame": "prm_probe.prm",
+    "identity_check": "prm_probe.prm",
+    "overlap_stats": "prm_probe.stats",
+    "OverlapStats": "prm_probe.stats",
+    "completion_stats": "prm_probe.stats",
+    "group_stats": "prm_probe.stats",
+    "read_rollouts": "prm_probe.rollouts",
+    "iter_steps": "prm_probe.rollouts",
+    "write_rollouts": "prm_probe.rollouts",
+    "pack_groups": "prm_probe.rollouts",
+    "read_metadata": "prm_probe.rollouts",
+    "validate_log": "prm_probe.validate",
+    "ValidationReport": "prm_probe.validate",
+    "ROLLOUT_SCHEMA": "prm_probe.schema",
+    "PrmProbeError": "prm_probe.errors",
+    "SchemaError": "prm_probe.errors",
+    "LogReadError": "prm_probe.errors",
+    "ConfigError": "prm_probe.errors",
+    "UnknownNameError": "prm_probe.errors",
+    "CheckpointError": "prm_probe.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'prm_probe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

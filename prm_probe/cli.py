@@ -1,0 +1,250 @@
+"""The ``prm-probe`` command line: thin verbs over the library's public functions.
+
+Each verb imports its heavy modules inside its handler, so ``prm-probe --help`` starts fast. A
+:class:`~prm_probe.errors.PrmProbeError` becomes one line on stderr and exit status 2 (``--debug`` shows
+the traceback); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from prm_probe import __version__
+from prm_probe.errors import ConfigError, PrmProbeError
+
+EPILOG = """quick start:
+  prm-probe stats data/sample_rollouts.parquet            overlap statistics of the bundled sample log
+  prm-probe stats LOG --by group -o groups.csv            one row per group, written as CSV
+  prm-probe prm data/sample_rollouts.parquet --step 2 --group 0   one group's trie with step rewards
+  prm-probe validate LOG                                  check a log and list every problem
+"""
+
+
+def _write_frame(frame, path: str) -> Path:
+    from prm_probe.files import atomic_path
+
+    out = Path(path)
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ConfigError(f"output '{path}' has suffix '{suffix}'; expected .parquet or .csv; rename the output")
+    with atomic_path(out) as tmp:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+    return out
+
+
+_SHOWN = {
+    "step": ["run_id", "step", "groups", "nontrivial_fraction", "proper_branching_fraction", "path_depth_mean",
+             "path_depth_median", "intermediate_proportion_mean", "intermediate_proportion_median",
+             "gradient_mass_ratio", "reward_mean"],
+    "group": ["run_id", "step", "group", "group_size", "nontrivial", "proper_branching", "node_count",
+              "path_depth_mean", "path_depth_median", "intermediate_proportion_mean", "gradient_mass_ratio",
+              "reward_mean"],
+    "completion": ["run_id", "step", "group", "sample", "length", "reward", "path_depth", "depth_all",
+                   "intermediate_proportion", "root_length", "first_divergence"],
+}
+
+
+def _format_table(frame, max_rows: int = 20) -> str:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 14, "display.precision", 3):
+        text = frame.head(max_rows).to_string(index=False)
+    if len(frame) > max_rows:
+        text += f"\n... {len(frame) - max_rows} more rows (write them all with -o FILE)"
+    return text
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from prm_probe.schema import METADATA_KEYS, SCHEMA_VERSION, schema_markdown
+
+    print(f"rollout-log schema, version {SCHEMA_VERSION} (one row per completion; Parquet, or JSONL on input)\n")
+    print(schema_markdown())
+    print("\nfile metadata (Parquet key-value metadata, or <name>.meta.json beside a JSONL file):")
+    for key, doc in METADATA_KEYS.items():
+        print(f"  {key:26s} {doc}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from prm_probe.validate import validate_log
+
+    report = validate_log(args.log)
+    for p in report.problems:
+        print(str(p), file=sys.stderr if p.severity == "error" else sys.stdout)
+    if report.ok:
+        print(f"ok: {report.rows} rows, {report.groups} groups, {report.steps} steps; "
+              f"{len(report.notes)} note(s)")
+        return 0
+    print(f"invalid: {len(report.errors)} error(s) in '{args.log}'", file=sys.stderr)
+    return 2
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from prm_probe.stats import overlap_stats
+
+    result = overlap_stats(args.log, progress=_progress(args))
+    s = result.summary()
+    token_source = result.metadata.get("prm_probe.token_source", "sampled")
+    print(f"log: {args.log}")
+    print(f"  {s['steps']} step(s), {s['groups']} group(s), {s['completions']} completions, {s['tokens']} tokens")
+    if token_source == "retokenized":
+        print("  token ids were re-tokenised from text: statistics are approximate")
+    print(f"  non-trivial groups (some token shared, F1):  {s['nontrivial_fraction']:.1%}")
+    print(f"  proper branching (1 < |λ| < G somewhere, F2): {s['proper_branching_fraction']:.1%}")
+    print(f"  path depth: mean {s['path_depth_mean']:.3f}, median {s['path_depth_median']:.1f}")
+    print(f"  intermediate proportion: mean {s['intermediate_proportion_mean']:.3f}, "
+          f"median {s['intermediate_proportion_median']:.3f}")
+    print(f"  gradient-mass ratio Σ1/|λ| / Σ1 (λ-GRPO's shrink of a token-mean update): "
+          f"{s['gradient_mass_ratio']:.3f}")
+    if s["singleton_groups"]:
+        print(f"  note: {s['singleton_groups']} group(s) of size 1: advantages undefined, no overlap possible")
+    if s["empty_completions"]:
+        print(f"  note: {s['empty_completions']} empty completion(s): they contribute no tokens")
+    frame = result.frame(args.by)
+    if not args.quiet:
+        shown = [c for c in _SHOWN[args.by] if c in frame.columns]
+        print(f"\nper {args.by} ({len(shown)} of {len(frame.columns)} columns; -o FILE writes them all):")
+        print(_format_table(frame[shown]))
+    if args.output:
+        out = _write_frame(frame, args.output)
+        print(f"\nwrote {len(frame)} rows (per {args.by}) to {out}")
+    return 0
+
+
+def _load_decoder(path: str | None):
+    """Return ``ids -> text`` from a tokenizer.json file or a folder holding one (or a HF tokenizer)."""
+    if path is None:
+        return None
+    p = Path(path)
+    file = p / "tokenizer.json" if p.is_dir() else p
+    if not p.exists():
+        raise ConfigError(f"tokenizer '{path}' does not exist; expected a tokenizer.json file or a model folder; "
+                          "check the path")
+    if file.exists():
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(file))
+        return lambda ids: tok.decode(ids, skip_special_tokens=False)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+    return lambda ids: tok.decode(ids)
+
+
+def cmd_prm(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from prm_probe.group_trie import GroupTrie
+    from prm_probe.prm import identity_check
+    from prm_probe.rollouts import pack_groups, read_rollouts
+    from prm_probe.trie import process_sets
+
+    table = read_rollouts(args.log)
+    mask = pc.and_(pc.equal(table.column("step"), args.step), pc.equal(table.column("group"), args.group))
+    if args.run_id is not None:
+        mask = pc.and_(mask, pc.equal(table.column("run_id"), args.run_id))
+    sub = table.filter(mask)
+    if sub.num_rows == 0:
+        raise ConfigError(f"no rows with step {args.step} and group {args.group}"
+                          f"{'' if args.run_id is None else f' in run {args.run_id!r}'} in '{args.log}'; expected "
+                          "an existing group; list the groups with `prm-probe stats LOG --by group`")
+    runs = pc.unique(sub.column("run_id")).to_pylist()
+    if len(runs) > 1:
+        raise ConfigError(f"step {args.step}, group {args.group} exists in {len(runs)} runs ({', '.join(runs[:4])}); "
+                          "expected one; pick one with --run-id")
+    grouped = pack_groups(sub)
+    trie = GroupTrie(process_sets(grouped.packed), 0, grouped.reward)
+    g = len(trie)
+    print(f"run {runs[0]}, step {args.step}, group {args.group}: G={g}, {trie.n_nodes} nodes, "
+          f"rewards {np.round(grouped.reward, 3).tolist()}")
+    if g < 2:
+        print("note: a group of size 1 has no std, so its advantages are undefined (NaN)")
+    print(trie.render(decode=_load_decoder(args.tokenizer), max_chars=args.max_chars))
+    check = identity_check(process_sets(grouped.packed), grouped.reward)
+    print(f"Theorem 1 identity Σ_(i∈λ) a_i = |λ|·A(λ): holds on {int(check['holds'].sum())}/{len(check)} nodes")
+    if args.output:
+        frame = trie.to_frame()
+        out = _write_frame(frame, args.output)
+        print(f"wrote {len(frame)} token rows to {out}")
+    return 0
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prm-probe",
+        description="Probe GRPO rollouts as a process reward model: process sets, overlap statistics and "
+                    "implied step rewards (Sullivan & Koller, ICML 2026).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"prm-probe {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    out = common.add_argument_group("output")
+    out.add_argument("-q", "--quiet", action="store_true", help="print less; no progress bar")
+    out.add_argument("-v", "--verbose", action="store_true", help="log more (INFO level)")
+    out.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    p = sub.add_parser("schema", parents=[common], help="print the rollout-log schema")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("validate", parents=[common], help="check a rollout log and list every problem")
+    p.add_argument("log", help="Parquet file, folder of parts, glob, or JSONL file")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("stats", parents=[common], help="overlap statistics of a rollout log")
+    p.add_argument("log", help="Parquet file, folder of parts, glob, or JSONL file")
+    g = p.add_argument_group("statistics")
+    g.add_argument("--by", choices=["step", "group", "completion"], default="step",
+                   help="level of the printed and written table (default: step)")
+    g.add_argument("-o", "--output", metavar="FILE", help="write the table to FILE.parquet or FILE.csv")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("prm", parents=[common], help="one group's trie with implied step rewards")
+    p.add_argument("log", help="Parquet file, folder of parts, glob, or JSONL file")
+    g = p.add_argument_group("which group")
+    g.add_argument("--step", type=int, required=True, help="training step")
+    g.add_argument("--group", type=int, required=True, help="group index within the step")
+    g.add_argument("--run-id", help="run, when the log holds several")
+    g = p.add_argument_group("display")
+    g.add_argument("--tokenizer", metavar="PATH", help="tokenizer.json or model folder, to show text instead of ids")
+    g.add_argument("--max-chars", type=int, default=60, help="shorten spans to this many characters")
+    g.add_argument("-o", "--output", metavar="FILE", help="write the per-token PRM table (.parquet or .csv)")
+    p.set_defaults(func=cmd_prm)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 2 user error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "verb", None):
+        parser.print_help()
+        return 0
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="prm-probe: %(levelname)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except PrmProbeError as exc:
+        if args.debug:
+            raise
+        print(f"prm-probe: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `prm-probe stats LOG | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

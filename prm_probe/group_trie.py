@@ -1,0 +1,193 @@
+"""``GroupTrie``: one group's process-set trie as an object to explore in a notebook or print in a terminal.
+
+A thin view over the engine's arrays for a single group: its nodes (span, members, ``|λ|``, and with
+rewards the step reward ``R̂`` and PRM-aware advantage ``A``), each sample's path, tidy frames, and an
+indented text rendering (``prm-probe prm``). It computes nothing the engine and ``prm`` do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from prm_probe.prm import node_values, outcome_advantages
+from prm_probe.trie import PackedGroups, ProcessSets, process_sets
+
+__all__ = ["GroupTrie"]
+
+
+class GroupTrie:
+    """The compressed prefix trie of one group.
+
+    Build it with :meth:`from_completions` (token-id lists) or :meth:`from_process_sets` (one group of a
+    larger computation).
+
+    Example:
+        >>> trie = GroupTrie.from_completions([[1, 2, 3], [1, 2, 4], [1, 5, 6], [7, 8, 9]], rewards=[1, 0, 1, 0])
+        >>> trie
+        GroupTrie(G=4, nodes=6, max_depth=3)
+        >>> trie[0]
+        [0, 1, 3]
+        >>> print(trie.render())
+        [1]  |λ|=3  R̂=0.667  A=+0.289  samples 0,1,2
+          [2]  |λ|=2  R̂=0.500  A=+0.000  samples 0,1
+            [3]  |λ|=1  R̂=1.000  A=+0.866  sample 0
+            [4]  |λ|=1  R̂=0.000  A=-0.866  sample 1
+          [5 6]  |λ|=1  R̂=1.000  A=+0.866  sample 2
+        [7 8 9]  |λ|=1  R̂=0.000  A=-0.866  sample 3
+    """
+
+    def __init__(self, ps: ProcessSets, group: int = 0, rewards: Sequence[float] | None = None) -> None:
+        packed = ps.packed
+        self._ps = ps
+        self.group = group
+        c0, c1 = int(packed.group_offsets[group]), int(packed.group_offsets[group + 1])
+        self._c0, self._c1 = c0, c1
+        n0, n1 = int(ps.group_node_offsets[group]), int(ps.group_node_offsets[group + 1])
+        self._n0, self._n1 = n0, n1
+        seg0, seg1 = int(ps.seg_offsets[c0]), int(ps.seg_offsets[c1])
+        self._seg = slice(seg0, seg1)
+        self.rewards = None if rewards is None else np.asarray(rewards, dtype=np.float64)
+        if self.rewards is not None and len(self.rewards) != c1 - c0:
+            from prm_probe.errors import SchemaError
+
+            raise SchemaError(f"got {len(self.rewards)} rewards for a group of {c1 - c0}; expected one per "
+                              "completion; pass the group's rewards in sample order")
+
+    @classmethod
+    def from_completions(cls, completions: Sequence[Sequence[int]],
+                         rewards: Sequence[float] | None = None) -> GroupTrie:
+        """Build the trie of one group given as G token-id sequences (and optionally G rewards)."""
+        return cls(process_sets(PackedGroups.from_lists([completions])), 0, rewards)
+
+    @classmethod
+    def from_process_sets(cls, ps: ProcessSets, group: int, rewards: Sequence[float] | None = None) -> GroupTrie:
+        """View group ``group`` of an existing :class:`~prm_probe.trie.ProcessSets`."""
+        return cls(ps, group, rewards)
+
+    def __len__(self) -> int:
+        return self._c1 - self._c0
+
+    @property
+    def n_nodes(self) -> int:
+        return self._n1 - self._n0
+
+    @property
+    def max_depth(self) -> int:
+        d = self._ps.node_depth[self._n0:self._n1]
+        return int(d.max()) + 1 if len(d) else 0
+
+    def __repr__(self) -> str:
+        return f"GroupTrie(G={len(self)}, nodes={self.n_nodes}, max_depth={self.max_depth})"
+
+    def __getitem__(self, sample: int) -> list[int]:
+        """The path of ``sample``: its node ids (local to this group, 0..nodes-1) from the top down."""
+        if not -len(self) <= sample < len(self):
+            raise IndexError(f"sample {sample} out of range for a group of {len(self)}")
+        c = self._c0 + sample % len(self)
+        s0, s1 = int(self._ps.seg_offsets[c]), int(self._ps.seg_offsets[c + 1])
+        return (self._ps.seg_node[s0:s1] - self._n0).tolist()
+
+    def members(self, node: int) -> list[int]:
+        """Sample indices passing through local node ``node`` (a multiset: duplicates are separate samples)."""
+        seg_node = self._ps.seg_node[self._seg] - self._n0
+        comp = self._ps.seg_completion[self._seg] - self._c0
+        return comp[seg_node == node].tolist()
+
+    def tokens(self, node: int) -> list[int]:
+        """Token ids of the process step (span) of local node ``node``."""
+        first = self.members(node)[0]
+        c = self._c0 + first
+        off = int(self._ps.packed.offsets[c])
+        g = self._n0 + node
+        return self._ps.packed.tokens[off + self._ps.node_start[g]: off + self._ps.node_end[g]].tolist()
+
+    def node_table(self):
+        """One row per node: ``node, parent, depth, start, end, size, members`` (+ ``step_reward``,
+        ``prm_advantage`` when rewards are known). Node and parent ids are local (parent -1 = none)."""
+        import pandas as pd
+
+        ps, sl = self._ps, slice(self._n0, self._n1)
+        parent = ps.node_parent[sl]
+        frame = pd.DataFrame({
+            "node": np.arange(self.n_nodes),
+            "parent": np.where(parent >= 0, parent - self._n0, -1),
+            "depth": ps.node_depth[sl],
+            "start": ps.node_start[sl],
+            "end": ps.node_end[sl],
+            "size": ps.node_size[sl],
+            "members": [self.members(k) for k in range(self.n_nodes)],
+        })
+        if self.rewards is not None:
+            vals = self._values()
+            frame["step_reward"] = vals["step_reward"]
+            frame["prm_advantage"] = vals["prm_advantage"]
+        return frame
+
+    def _values(self) -> dict[str, np.ndarray]:
+        sub = self._single()
+        return node_values(sub, self.rewards)
+
+    def _single(self) -> ProcessSets:
+        """This group alone as a ProcessSets (node ids 0..nodes-1)."""
+        if self._ps.packed.n_groups == 1:
+            return self._ps
+        p = self._ps.packed
+        t0, t1 = int(p.offsets[self._c0]), int(p.offsets[self._c1])
+        packed = PackedGroups(p.tokens[t0:t1], p.offsets[self._c0:self._c1 + 1] - t0,
+                              np.array([0, self._c1 - self._c0], dtype=np.int64))
+        return process_sets(packed)
+
+    def to_frame(self):
+        """One row per completion token: ``sample, t, token, node, process_set_size`` (+ PRM columns)."""
+        from prm_probe.prm import implied_prm_frame
+
+        sub = self._single()
+        if self.rewards is not None:
+            return implied_prm_frame(sub, self.rewards).drop(columns="group")
+        import pandas as pd
+
+        p = sub.packed
+        comp = np.repeat(np.arange(p.n_completions), p.lengths)
+        return pd.DataFrame({"sample": comp, "t": np.arange(len(p.tokens)) - np.repeat(p.offsets[:-1], p.lengths),
+                             "token": p.tokens, "node": sub.node, "process_set_size": sub.size})
+
+    def outcome_advantages(self) -> np.ndarray:
+        """(G,) outcome advantages of the group's samples (NaN for G = 1); needs rewards."""
+        if self.rewards is None:
+            raise ValueError("this GroupTrie has no rewards; build it with rewards=...")
+        return outcome_advantages(self.rewards)
+
+    def render(self, decode: Callable[[list[int]], str] | None = None, max_chars: int = 60) -> str:
+        """The trie as an indented tree, one line per node: span, ``|λ|``, ``R̂``, ``A``, members.
+
+        Args:
+            decode: turns a span's token ids into text (e.g. ``tokenizer.decode``); ids are shown without it.
+            max_chars: spans are shortened to this many characters.
+        """
+        table = self.node_table()
+        children: dict[int, list[int]] = {}
+        for node, parent in zip(table["node"], table["parent"], strict=True):
+            children.setdefault(int(parent), []).append(int(node))
+        lines: list[str] = []
+
+        def span_text(node: int) -> str:
+            ids = self.tokens(node)
+            text = repr(decode(ids)) if decode is not None else "[" + " ".join(map(str, ids)) + "]"
+            return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+        def walk(node: int, indent: int) -> None:
+            row = table.iloc[node]
+            mem = row["members"]
+            who = f"sample {mem[0]}" if len(mem) == 1 else "samples " + ",".join(map(str, mem))
+            parts = [span_text(node), f"|λ|={row['size']}"]
+            if self.rewards is not None:
+                parts += [f"R̂={row['step_reward']:.3f}", f"A={row['prm_advantage']:+.3f}"]
+            lines.append("  " * indent + "  ".join(parts + [who]))
+            for child in children.get(node, []):
+                walk(child, indent + 1)
+
+        for top in children.get(-1, []):
+            walk(top, 0)
+        return "\n".join(lines)

@@ -1,0 +1,372 @@
+"""Overlap statistics of process sets (SCIENCE.md §6), per completion, group and step, as tidy frames.
+
+Conventions (SCIENCE.md §6, our defaults; the alternatives are extra columns):
+
+* ``path_depth``: distinct process sets on a completion's path **below the root** (positions with
+  ``|λ| < G``). A flat tree gives 1; a completion lying entirely inside the root gives 0. ``depth_all``
+  also counts a non-empty root.
+* ``intermediate_proportion``: share of a completion's tokens with ``|λ| > 1`` (duplicates count as
+  shared). ``ip_strict`` counts only ``1 < |λ| < G``. Undefined (NaN) for an empty completion, which is
+  then left out of means and medians.
+* ``nontrivial`` (F1): some token is shared, ``|λ| > 1``; ``proper_branching`` (F2): some node has
+  ``1 < |λ| < G``; ``informative_branching`` (F3): such a node whose members' rewards differ.
+* Per step, completion metrics are pooled over all completions of the step (mean and median); group
+  flags become fractions of groups; cumulative columns pool every step up to and including this one.
+
+Everything is computed from the engine's segment table, never per token in Python. Statistics of a log
+stream step by step (:func:`overlap_stats`), so memory does not grow with the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from prm_probe.prm import node_values
+from prm_probe.rollouts import LogSource, iter_steps, pack_groups, resolve_log
+from prm_probe.trie import ProcessSets, process_sets
+
+__all__ = [
+    "GROUP_COLUMNS",
+    "completion_stats",
+    "group_stats",
+    "step_stats",
+    "size_histogram",
+    "OverlapStats",
+    "overlap_stats",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The fixed leading columns of the per-group frame (`prm-probe stats --by group`).
+GROUP_COLUMNS = ("run_id", "step", "group", "group_size", "nontrivial", "proper_branching", "node_count",
+                 "path_depth_mean", "path_depth_median", "intermediate_proportion_mean",
+                 "intermediate_proportion_median", "gradient_mass_ratio")
+
+By = Literal["step", "group", "completion"]
+
+
+def _per_completion(ps: ProcessSets, weights: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.bincount(ps.seg_completion, weights=weights, minlength=ps.packed.n_completions)
+
+
+def completion_stats(ps: ProcessSets) -> dict[str, NDArray]:
+    """Per-completion overlap metrics, aligned with ``ps.packed``'s completions.
+
+    Returns:
+        A dict of (n,) arrays: ``length``, ``path_depth``, ``depth_all``, ``intermediate_proportion``,
+        ``ip_strict``, ``root_length`` (tokens with ``|λ| = G``), ``first_divergence`` (tokens with
+        ``|λ| > 1``: the position where the completion leaves every other member), ``inverse_size_sum``
+        (Σ_t 1/|λ|).
+
+    Example:
+        >>> from prm_probe.trie import PackedGroups
+        >>> ps = process_sets(PackedGroups.from_lists([[[1, 2, 3], [1, 2, 4], [1, 5, 6], [7, 8, 9]]]))
+        >>> completion_stats(ps)["path_depth"].tolist()
+        [3, 3, 2, 1]
+    """
+    packed = ps.packed
+    g_of_seg = packed.group_sizes[packed.completion_group][ps.seg_completion]
+    size, length = ps.seg_size, ps.seg_length.astype(np.float64)
+    below_root = (size < g_of_seg).astype(np.float64)
+    lengths = packed.lengths.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ip = _per_completion(ps, length * (size > 1)) / lengths
+        ip_strict = _per_completion(ps, length * ((size > 1) & (size < g_of_seg))) / lengths
+    return {
+        "length": packed.lengths,
+        "path_depth": _per_completion(ps, below_root).astype(np.int64),
+        "depth_all": np.diff(ps.seg_offsets),
+        "intermediate_proportion": ip,
+        "ip_strict": ip_strict,
+        "root_length": _per_completion(ps, length * (size == g_of_seg)).astype(np.int64),
+        "first_divergence": _per_completion(ps, length * (size > 1)).astype(np.int64),
+        "inverse_size_sum": _per_completion(ps, length / size),
+    }
+
+
+def _group_mean(values: NDArray, gid: NDArray[np.int64], n_groups: int) -> NDArray[np.float64]:
+    ok = ~np.isnan(values)
+    total = np.bincount(gid[ok], weights=values[ok], minlength=n_groups)
+    count = np.bincount(gid[ok], minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
+
+
+def _group_median(values: NDArray, gid: NDArray[np.int64], n_groups: int) -> NDArray[np.float64]:
+    """NaN-skipping median of ``values`` within each group, vectorised (NaN for an all-NaN group)."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = ~np.isnan(v)
+    v, g = v[ok], gid[ok]
+    order = np.lexsort((v, g))
+    v, g = v[order], g[order]
+    count = np.bincount(g, minlength=n_groups)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    out = np.full(n_groups, np.nan)
+    has = count > 0
+    lo = start[has] + (count[has] - 1) // 2
+    hi = start[has] + count[has] // 2
+    out[has] = (v[lo] + v[hi]) / 2
+    return out
+
+
+def group_stats(ps: ProcessSets, reward: NDArray[np.float64] | None = None,
+                per_completion: dict[str, NDArray] | None = None) -> dict[str, NDArray]:
+    """Per-group overlap metrics, aligned with ``ps.packed``'s groups.
+
+    Returns:
+        A dict of (g,) arrays: ``group_size``, ``nontrivial`` (F1), ``proper_branching`` (F2),
+        ``node_count``, the means and medians of ``path_depth`` and ``intermediate_proportion``,
+        ``gradient_mass_ratio`` (Σ 1/|λ| / Σ 1; NaN without tokens), ``distinct_completions``,
+        ``duplicate_rate``, ``tokens``; with ``reward`` also ``informative_branching`` (F3),
+        ``reward_mean``, ``reward_std``, ``zero_variance``, ``prm_orm_differ_share`` and ``frequency_mass``.
+    """
+    packed = ps.packed
+    n_groups = packed.n_groups
+    comp = per_completion if per_completion is not None else completion_stats(ps)
+    gid = packed.completion_group
+    gsize = packed.group_sizes
+    seg_group = gid[ps.seg_completion]
+    tokens = np.bincount(gid, weights=packed.lengths, minlength=n_groups)
+    shared = np.bincount(seg_group, weights=ps.seg_size > 1, minlength=n_groups) > 0
+    partial = (ps.seg_size > 1) & (ps.seg_size < gsize[seg_group])
+    branching = np.bincount(seg_group, weights=partial, minlength=n_groups) > 0
+    # Distinct completions: completions sharing their last node are identical (empty ones form one class).
+    ends = ps.seg_offsets[1:] - 1
+    nonempty = packed.lengths > 0
+    last_node = np.where(nonempty, ps.seg_node[np.clip(ends, 0, None)] if len(ps.seg_node) else -1, -1)
+    key = np.where(nonempty, last_node, -1 - gid)  # one class per group for the empty completions
+    uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    distinct = np.bincount(gid[np.unique(inverse, return_index=True)[1]], minlength=n_groups)
+    dup = np.bincount(gid, weights=counts[inverse] > 1, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {
+            "group_size": gsize,
+            "nontrivial": shared,
+            "proper_branching": branching,
+            "node_count": np.bincount(ps.node_group, minlength=n_groups),
+            "path_depth_mean": _group_mean(comp["path_depth"].astype(np.float64), gid, n_groups),
+            "path_depth_median": _group_median(comp["path_depth"], gid, n_groups),
+            "intermediate_proportion_mean": _group_mean(comp["intermediate_proportion"], gid, n_groups),
+            "intermediate_proportion_median": _group_median(comp["intermediate_proportion"], gid, n_groups),
+            "gradient_mass_ratio": np.bincount(gid, weights=comp["inverse_size_sum"], minlength=n_groups) / tokens,
+            "distinct_completions": distinct,
+            "duplicate_rate": dup / gsize,
+            "tokens": tokens.astype(np.int64),
+        }
+    if reward is not None:
+        out.update(_reward_stats(ps, np.asarray(reward, dtype=np.float64), partial, seg_group))
+    return out
+
+
+def _reward_stats(ps: ProcessSets, reward: NDArray[np.float64], partial: NDArray[np.bool_],
+                  seg_group: NDArray[np.int64]) -> dict[str, NDArray]:
+    packed = ps.packed
+    n_groups = packed.n_groups
+    gid = packed.completion_group
+    vals = node_values(ps, reward)
+    r_hat, adv = vals["step_reward"], vals["prm_advantage"]
+    # F3: a partial node whose members' rewards are not all equal (min != max over the node).
+    r_seg = reward[ps.seg_completion]
+    nmax = np.full(ps.n_nodes, -np.inf)
+    nmin = np.full(ps.n_nodes, np.inf)
+    np.maximum.at(nmax, ps.seg_node, r_seg)
+    np.minimum.at(nmin, ps.seg_node, r_seg)
+    node_partial = (ps.node_size > 1) & (ps.node_size < packed.group_sizes[ps.node_group])
+    informative = np.bincount(ps.node_group, weights=node_partial & (nmax > nmin), minlength=n_groups) > 0
+    mean = np.bincount(gid, weights=reward, minlength=n_groups) / np.maximum(packed.group_sizes, 1)
+    rmax = np.full(n_groups, -np.inf)
+    rmin = np.full(n_groups, np.inf)
+    np.maximum.at(rmax, gid, reward)
+    np.minimum.at(rmin, gid, reward)
+    dev2 = np.bincount(gid, weights=(reward - mean[gid]) ** 2, minlength=n_groups)
+    # PRM != ORM: tokens whose implied reward differs from their completion's own reward.
+    differ = ~np.isclose(r_hat[ps.seg_node], r_seg, rtol=0, atol=1e-12)
+    tokens = np.bincount(gid, weights=packed.lengths, minlength=n_groups)
+    # Frequency mass: 1 - Σ_λ |span|·|A| / Σ_λ |λ|·|span|·|A| (0 for a flat tree).
+    span = (ps.node_end - ps.node_start).astype(np.float64)
+    abs_a = np.abs(np.nan_to_num(adv))
+    once = np.bincount(ps.node_group, weights=span * abs_a, minlength=n_groups)
+    freq = np.bincount(ps.node_group, weights=ps.node_size * span * abs_a, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "informative_branching": informative,
+            "reward_mean": mean,
+            "reward_std": np.sqrt(dev2 / (packed.group_sizes - 1)),
+            "zero_variance": rmax == rmin,
+            "prm_orm_differ_share": np.bincount(seg_group, weights=ps.seg_length * differ, minlength=n_groups)
+            / tokens,
+            "frequency_mass": np.where(freq > 0, 1 - once / np.where(freq > 0, freq, 1), 0.0),
+        }
+
+
+def size_histogram(ps: ProcessSets) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Token-weighted histogram of ``|λ|``: (sizes, token counts), sizes 1..max G, zeros included."""
+    top = int(ps.packed.group_sizes.max(initial=1))
+    counts = np.bincount(ps.seg_size, weights=ps.seg_length, minlength=top + 1)[1:]
+    return np.arange(1, len(counts) + 1), counts.astype(np.int64)
+
+
+def step_stats(completions, groups):
+    """Aggregate per-completion and per-group frames of one or more steps into one row per step.
+
+    Args:
+        completions: the ``by="completion"`` frame (columns ``run_id, step, path_depth, ...``).
+        groups: the ``by="group"`` frame.
+
+    Returns:
+        A DataFrame, one row per ``(run_id, step)``: counts, pooled means and medians of the completion
+        metrics, fractions of groups by each flag, token-weighted gradient-mass ratio, and cumulative
+        (expanding over steps) means of path depth and intermediate proportion.
+    """
+    import pandas as pd
+
+    keys = ["run_id", "step"]
+    c = completions.groupby(keys, sort=False)
+    out = c.agg(completions=("sample", "size"), tokens=("length", "sum"),
+                path_depth_mean=("path_depth", "mean"), path_depth_median=("path_depth", "median"),
+                intermediate_proportion_mean=("intermediate_proportion", "mean"),
+                intermediate_proportion_median=("intermediate_proportion", "median"),
+                depth_sum=("path_depth", "sum"), ip_sum=("intermediate_proportion", "sum"),
+                ip_count=("intermediate_proportion", "count"), inverse_size_sum=("inverse_size_sum", "sum"))
+    gagg = {"groups": ("group", "size"), "nontrivial_fraction": ("nontrivial", "mean"),
+            "proper_branching_fraction": ("proper_branching", "mean"), "node_count_mean": ("node_count", "mean")}
+    for name in ("informative_branching", "zero_variance"):
+        if name in groups.columns:
+            gagg[f"{name}_fraction"] = (name, "mean")
+    if "reward_mean" in groups.columns:
+        gagg["reward_mean"] = ("reward_mean", "mean")
+    out = out.join(groups.groupby(keys, sort=False).agg(**gagg))
+    out["gradient_mass_ratio"] = out["inverse_size_sum"] / out["tokens"].where(out["tokens"] > 0)
+    out = out.reset_index()
+    out = out.sort_values(keys, kind="stable").reset_index(drop=True)
+    run = out.groupby("run_id", sort=False)
+    out["path_depth_mean_cumulative"] = run["depth_sum"].cumsum() / run["completions"].cumsum()
+    out["intermediate_proportion_mean_cumulative"] = run["ip_sum"].cumsum() / run["ip_count"].cumsum()
+    return out.drop(columns=["depth_sum", "ip_sum", "ip_count", "inverse_size_sum"]).pipe(pd.DataFrame)
+
+
+@dataclass
+class OverlapStats:
+    """Tidy overlap statistics of a log: one frame per level plus the ``|λ|`` histogram.
+
+    Attributes:
+        completions: one row per completion (``run_id, step, group, sample, length, path_depth, ...``).
+        groups: one row per group; starts with :data:`GROUP_COLUMNS`.
+        steps: one row per ``(run_id, step)``.
+        histogram: one row per ``(run_id, step, process_set_size)`` with its token count.
+        metadata: the log's key-value metadata.
+    """
+
+    completions: object
+    groups: object
+    steps: object
+    histogram: object
+    metadata: dict[str, str]
+
+    def frame(self, by: By):
+        """The frame for ``by`` in ``{"step", "group", "completion"}``."""
+        return {"step": self.steps, "group": self.groups, "completion": self.completions}[by]
+
+    def summary(self) -> dict[str, float]:
+        """Headline numbers of the whole log (pooled over all steps)."""
+        g, c = self.groups, self.completions
+        toks = float(c["length"].sum())
+        return {
+            "steps": int(len(self.steps)),
+            "groups": int(len(g)),
+            "completions": int(len(c)),
+            "tokens": int(toks),
+            "nontrivial_fraction": float(g["nontrivial"].mean()) if len(g) else float("nan"),
+            "proper_branching_fraction": float(g["proper_branching"].mean()) if len(g) else float("nan"),
+            "path_depth_mean": float(c["path_depth"].mean()),
+            "path_depth_median": float(c["path_depth"].median()),
+            "intermediate_proportion_mean": float(c["intermediate_proportion"].mean()),
+            "intermediate_proportion_median": float(c["intermediate_proportion"].median()),
+            "gradient_mass_ratio": float(c["inverse_size_sum"].sum() / toks) if toks else float("nan"),
+            "singleton_groups": int((g["group_size"] < 2).sum()),
+            "empty_completions": int((c["length"] == 0).sum()),
+        }
+
+
+def _step_frames(table) -> tuple:
+    """Completion, group and histogram frames of one step's table."""
+    import pandas as pd
+
+    grouped = pack_groups(table)
+    ps = process_sets(grouped.packed)
+    comp = completion_stats(ps)
+    gs = group_stats(ps, grouped.reward, comp)
+    groups = grouped.groups.copy()
+    for k, v in gs.items():
+        if k != "group_size":
+            groups[k] = v
+    keys = groups[["run_id", "step", "group"]]
+    gid = grouped.packed.completion_group
+    cframe = pd.DataFrame({"run_id": keys["run_id"].to_numpy()[gid], "step": keys["step"].to_numpy()[gid],
+                           "group": keys["group"].to_numpy()[gid], "sample": grouped.sample,
+                           "reward": grouped.reward, **comp})
+    cframe["run_id"] = cframe["run_id"].astype("string")
+    seg_group = gid[ps.seg_completion]
+    top = int(grouped.packed.group_sizes.max(initial=1))
+    hist = np.zeros((grouped.packed.n_groups, top), dtype=np.int64)
+    np.add.at(hist, (seg_group, ps.seg_size - 1), ps.seg_length)
+    total = hist.sum(axis=0)
+    hframe = pd.DataFrame({"run_id": pd.array([keys["run_id"].iloc[0]] * top, dtype="string"),
+                           "step": keys["step"].iloc[0], "process_set_size": np.arange(1, top + 1), "tokens": total})
+    return cframe, groups, hframe
+
+
+def overlap_stats(source: str | os.PathLike | LogSource, progress: bool = False,
+                  on_step: Callable[[int], None] | None = None) -> OverlapStats:
+    """Compute the overlap statistics of a rollout log, streaming it one step at a time.
+
+    Args:
+        source: a log file, folder of parts, glob, or :class:`~prm_probe.rollouts.LogSource`.
+        progress: show a progress bar (tqdm, on stderr) over steps.
+        on_step: called with the number of rows of each step once it is processed.
+
+    Returns:
+        An :class:`OverlapStats` with completion, group, step and histogram frames.
+
+    Raises:
+        LogReadError, SchemaError: the log cannot be read or breaks the schema.
+    """
+    import pandas as pd
+
+    from prm_probe.errors import LogReadError
+    from prm_probe.rollouts import read_metadata
+
+    log = source if isinstance(source, LogSource) else resolve_log(source)
+    cframes, gframes, hframes = [], [], []
+    for cf, gf, hf in _iter_step_frames(log, progress):
+        cframes.append(cf)
+        gframes.append(gf)
+        hframes.append(hf)
+        if on_step is not None:
+            on_step(len(cf))
+    if not gframes:
+        raise LogReadError(f"log '{log.files[0]}' has no rows; expected at least one completion; "
+                           "check that the run wrote its rollouts")
+    completions = pd.concat(cframes, ignore_index=True)
+    groups = pd.concat(gframes, ignore_index=True)
+    lead = list(GROUP_COLUMNS) + ["prompt_id"]
+    groups = groups[lead + [c for c in groups.columns if c not in lead]]
+    steps = step_stats(completions, groups)
+    return OverlapStats(completions, groups, steps, pd.concat(hframes, ignore_index=True), read_metadata(log))
+
+
+def _iter_step_frames(log: LogSource, progress: bool) -> Iterator[tuple]:
+    steps = iter_steps(log, columns=None)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="stats", unit="step", leave=False)
+    for table in steps:
+        yield _step_frames(table)

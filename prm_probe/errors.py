@@ -10,12 +10,12 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "LogReadError",
     "PrmProbeError",
     "SchemaError",
-    "ConfigError",
     "UnknownNameError",
-    "CheckpointError",
-    "LogReadError",
     "close_matches",
 ]
 

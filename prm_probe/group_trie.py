@@ -28,7 +28,7 @@ class GroupTrie:
         >>> trie
         GroupTrie(G=4, nodes=6, max_depth=3)
         >>> trie[0]
-        [0, 1, 3]
+        [0, 1, 2]
         >>> print(trie.render())
         [1]  |λ|=3  R̂=0.667  A=+0.289  samples 0,1,2
           [2]  |λ|=2  R̂=0.500  A=+0.000  samples 0,1
@@ -48,12 +48,35 @@ class GroupTrie:
         self._n0, self._n1 = n0, n1
         seg0, seg1 = int(ps.seg_offsets[c0]), int(ps.seg_offsets[c1])
         self._seg = slice(seg0, seg1)
+        self._number_nodes()
         self.rewards = None if rewards is None else np.asarray(rewards, dtype=np.float64)
         if self.rewards is not None and len(self.rewards) != c1 - c0:
             from prm_probe.errors import SchemaError
 
             raise SchemaError(f"got {len(self.rewards)} rewards for a group of {c1 - c0}; expected one per "
                               "completion; pass the group's rewards in sample order")
+
+    def _number_nodes(self) -> None:
+        """Number the nodes depth-first, children in order of their smallest member (local ids 0..)."""
+        ps = self._ps
+        seg_node = ps.seg_node[self._seg] - self._n0
+        comp = ps.seg_completion[self._seg] - self._c0
+        members: list[list[int]] = [[] for _ in range(self.n_nodes)]
+        for node, sample in zip(seg_node.tolist(), comp.tolist(), strict=True):
+            members[node].append(sample)
+        children: dict[int, list[int]] = {}
+        for node, parent in enumerate((ps.node_parent[self._n0:self._n1]).tolist()):
+            children.setdefault(parent - self._n0 if parent >= 0 else -1, []).append(node)
+        order: list[int] = []
+        stack = sorted(children.get(-1, []), key=lambda k: members[k][0], reverse=True)
+        while stack:
+            node = stack.pop()
+            order.append(node)
+            stack.extend(sorted(children.get(node, []), key=lambda k: members[k][0], reverse=True))
+        self._engine_of = np.asarray(order, dtype=np.int64)  # local id -> engine id - n0
+        self._local_of = np.empty(self.n_nodes, dtype=np.int64)
+        self._local_of[self._engine_of] = np.arange(self.n_nodes)
+        self._members = [members[k] for k in order]
 
     @classmethod
     def from_completions(cls, completions: Sequence[Sequence[int]],
@@ -87,20 +110,17 @@ class GroupTrie:
             raise IndexError(f"sample {sample} out of range for a group of {len(self)}")
         c = self._c0 + sample % len(self)
         s0, s1 = int(self._ps.seg_offsets[c]), int(self._ps.seg_offsets[c + 1])
-        return (self._ps.seg_node[s0:s1] - self._n0).tolist()
+        return self._local_of[self._ps.seg_node[s0:s1] - self._n0].tolist()
 
     def members(self, node: int) -> list[int]:
-        """Sample indices passing through local node ``node`` (a multiset: duplicates are separate samples)."""
-        seg_node = self._ps.seg_node[self._seg] - self._n0
-        comp = self._ps.seg_completion[self._seg] - self._c0
-        return comp[seg_node == node].tolist()
+        """Sample indices passing through node ``node`` (a multiset: duplicates are separate samples)."""
+        return list(self._members[node])
 
     def tokens(self, node: int) -> list[int]:
-        """Token ids of the process step (span) of local node ``node``."""
-        first = self.members(node)[0]
-        c = self._c0 + first
+        """Token ids of the process step (span) of node ``node``."""
+        c = self._c0 + self._members[node][0]
         off = int(self._ps.packed.offsets[c])
-        g = self._n0 + node
+        g = self._n0 + int(self._engine_of[node])
         return self._ps.packed.tokens[off + self._ps.node_start[g]: off + self._ps.node_end[g]].tolist()
 
     def node_table(self):
@@ -108,21 +128,21 @@ class GroupTrie:
         ``prm_advantage`` when rewards are known). Node and parent ids are local (parent -1 = none)."""
         import pandas as pd
 
-        ps, sl = self._ps, slice(self._n0, self._n1)
-        parent = ps.node_parent[sl]
+        ps, idx = self._ps, self._n0 + self._engine_of
+        parent = ps.node_parent[idx]
         frame = pd.DataFrame({
             "node": np.arange(self.n_nodes),
-            "parent": np.where(parent >= 0, parent - self._n0, -1),
-            "depth": ps.node_depth[sl],
-            "start": ps.node_start[sl],
-            "end": ps.node_end[sl],
-            "size": ps.node_size[sl],
+            "parent": np.where(parent >= 0, self._local_of[np.maximum(parent - self._n0, 0)], -1),
+            "depth": ps.node_depth[idx],
+            "start": ps.node_start[idx],
+            "end": ps.node_end[idx],
+            "size": ps.node_size[idx],
             "members": [self.members(k) for k in range(self.n_nodes)],
         })
         if self.rewards is not None:
             vals = self._values()
-            frame["step_reward"] = vals["step_reward"]
-            frame["prm_advantage"] = vals["prm_advantage"]
+            frame["step_reward"] = vals["step_reward"][self._engine_of]
+            frame["prm_advantage"] = vals["prm_advantage"][self._engine_of]
         return frame
 
     def _values(self) -> dict[str, np.ndarray]:
@@ -145,13 +165,16 @@ class GroupTrie:
 
         sub = self._single()
         if self.rewards is not None:
-            return implied_prm_frame(sub, self.rewards).drop(columns="group")
-        import pandas as pd
+            frame = implied_prm_frame(sub, self.rewards).drop(columns="group")
+        else:
+            import pandas as pd
 
-        p = sub.packed
-        comp = np.repeat(np.arange(p.n_completions), p.lengths)
-        return pd.DataFrame({"sample": comp, "t": np.arange(len(p.tokens)) - np.repeat(p.offsets[:-1], p.lengths),
-                             "token": p.tokens, "node": sub.node, "process_set_size": sub.size})
+            p = sub.packed
+            comp = np.repeat(np.arange(p.n_completions), p.lengths)
+            frame = pd.DataFrame({"sample": comp, "t": np.arange(len(p.tokens)) - np.repeat(p.offsets[:-1], p.lengths),
+                                  "token": p.tokens, "node": sub.node, "process_set_size": sub.size})
+        frame["node"] = self._local_of[frame["node"].to_numpy()]
+        return frame
 
     def outcome_advantages(self) -> np.ndarray:
         """(G,) outcome advantages of the group's samples (NaN for G = 1); needs rewards."""
@@ -184,7 +207,7 @@ class GroupTrie:
             parts = [span_text(node), f"|λ|={row['size']}"]
             if self.rewards is not None:
                 parts += [f"R̂={row['step_reward']:.3f}", f"A={row['prm_advantage']:+.3f}"]
-            lines.append("  " * indent + "  ".join(parts + [who]))
+            lines.append("  " * indent + "  ".join([*parts, who]))
             for child in children.get(node, []):
                 walk(child, indent + 1)
 

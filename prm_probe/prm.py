@@ -23,11 +23,11 @@ from prm_probe.trie import PackedGroups, ProcessSets, process_sets
 
 __all__ = [
     "ADVANTAGE_EPS",
-    "outcome_advantages",
-    "node_values",
+    "identity_check",
     "implied_prm",
     "implied_prm_frame",
-    "identity_check",
+    "node_values",
+    "outcome_advantages",
 ]
 
 #: Added to the group std before dividing (the authors' code and TRL; SCIENCE.md §1.2).

@@ -14,6 +14,7 @@ This module does not compute statistics (``stats``) or define the columns (``sch
 from __future__ import annotations
 
 import glob as globlib
+import itertools
 import json
 import logging
 import os
@@ -28,18 +29,18 @@ import pyarrow.parquet as pq
 
 from prm_probe.errors import LogReadError, SchemaError
 from prm_probe.files import atomic_path
-from prm_probe.schema import GROUP_KEYS, SCHEMA_VERSION, conform
+from prm_probe.schema import SCHEMA_VERSION, conform
 from prm_probe.trie import PackedGroups
 
 __all__ = [
+    "GroupedRollouts",
     "LogSource",
-    "resolve_log",
+    "iter_steps",
+    "pack_groups",
     "read_metadata",
     "read_rollouts",
-    "iter_steps",
+    "resolve_log",
     "write_rollouts",
-    "pack_groups",
-    "GroupedRollouts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -276,7 +277,7 @@ def _split_steps(table: pa.Table) -> Iterator[pa.Table]:
         return
     codes = _step_codes(table)
     edges = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1, [len(codes)]])
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in itertools.pairwise(edges):
         yield table.slice(int(a), int(b - a))
 
 

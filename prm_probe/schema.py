@@ -18,16 +18,17 @@ import pyarrow.compute as pc
 from prm_probe.errors import SchemaError
 
 __all__ = [
-    "SCHEMA_VERSION",
-    "ROLLOUT_SCHEMA",
-    "REQUIRED_COLUMNS",
+    "FINISH_REASONS",
     "GROUP_KEYS",
     "METADATA_KEYS",
-    "FINISH_REASONS",
+    "REQUIRED_COLUMNS",
+    "ROLLOUT_SCHEMA",
+    "SCHEMA_VERSION",
     "Problem",
     "conform",
     "find_problems",
     "schema_markdown",
+    "type_name",
 ]
 
 #: Version of the rollout-log format written by this library. Logs with a newer version are refused.
@@ -64,7 +65,7 @@ REQUIRED_COLUMNS = tuple(f.name for f in ROLLOUT_SCHEMA if f.metadata[b"required
 
 #: Parquet key-value metadata written with every log (all values are strings; ``config`` is JSON).
 METADATA_KEYS = {
-    "prm_probe.schema_version": "rollout-log format version (this library writes %d)" % SCHEMA_VERSION,
+    "prm_probe.schema_version": f"rollout-log format version (this library writes {SCHEMA_VERSION})",
     "prm_probe.version": "prm_probe version that wrote the file",
     "prm_probe.token_source": "'sampled' (ids as generated) or 'retokenized' (statistics are approximate)",
     "tokenizer": "tokenizer name or path",
@@ -96,8 +97,8 @@ class Problem:
 
 
 def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t) and (
-        pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or (pa.types.is_dictionary(t) and (
+        pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)))
 
 
 def _is_list(t: pa.DataType) -> bool:
@@ -114,7 +115,8 @@ def _cast_column(col: pa.ChunkedArray, name: str, target: pa.DataType) -> pa.Chu
         src = col.type
     if _is_list(target):
         if _is_text(src):
-            raise SchemaError(f"column '{name}' holds text ({src}); expected {target} token ids; {_FIX_TEXT_IDS}")
+            raise SchemaError(f"column '{name}' holds text ({type_name(src)}); expected {type_name(target)} token ids; "
+                              f"{_FIX_TEXT_IDS}")
         if not _is_list(src):
             raise SchemaError(f"column '{name}' holds {src}; expected {target}; write one list of numbers per row")
         value = src.value_type
@@ -237,7 +239,6 @@ def _group_keys(table: pa.Table):
 
 
 def _group_problems(table: pa.Table, row_offset: int) -> list[Problem]:
-    import pandas as pd
 
     out: list[Problem] = []
     if table.num_rows == 0:
@@ -293,10 +294,18 @@ def _group_problems(table: pa.Table, row_offset: int) -> list[Problem]:
     return out
 
 
+def type_name(t: pa.DataType) -> str:
+    """A short, numpy-style name of an Arrow type: ``list<int32>``, ``float64``, ``string``."""
+    if _is_list(t):
+        return f"list<{type_name(t.value_type)}>"
+    return {"double": "float64", "float": "float32", "halffloat": "float16"}.get(str(t), str(t))
+
+
 def schema_markdown() -> str:
     """Return the schema as a Markdown table (the README's table is generated from this)."""
     lines = ["| column | arrow type | required | meaning |", "|---|---|---|---|"]
     for f in ROLLOUT_SCHEMA:
-        lines.append(f"| `{f.name}` | {f.type} | {f.metadata[b'required'].decode()} | {f.metadata[b'doc'].decode()} |")
+        lines.append(f"| `{f.name}` | {type_name(f.type)} | {f.metadata[b'required'].decode()} | "
+                     f"{f.metadata[b'doc'].decode()} |")
     lines.append("| `reward_<name>` | float64 | no | reward components (format, correctness, ...) |")
     return "\n".join(lines)

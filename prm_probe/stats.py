@@ -34,12 +34,12 @@ from prm_probe.trie import ProcessSets, process_sets
 
 __all__ = [
     "GROUP_COLUMNS",
+    "OverlapStats",
     "completion_stats",
     "group_stats",
-    "step_stats",
-    "size_histogram",
-    "OverlapStats",
     "overlap_stats",
+    "size_histogram",
+    "step_stats",
 ]
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def group_stats(ps: ProcessSets, reward: NDArray[np.float64] | None = None,
     nonempty = packed.lengths > 0
     last_node = np.where(nonempty, ps.seg_node[np.clip(ends, 0, None)] if len(ps.seg_node) else -1, -1)
     key = np.where(nonempty, last_node, -1 - gid)  # one class per group for the empty completions
-    uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    _uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     distinct = np.bincount(gid[np.unique(inverse, return_index=True)[1]], minlength=n_groups)
     dup = np.bincount(gid, weights=counts[inverse] > 1, minlength=n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -279,9 +279,9 @@ class OverlapStats:
         g, c = self.groups, self.completions
         toks = float(c["length"].sum())
         return {
-            "steps": int(len(self.steps)),
-            "groups": int(len(g)),
-            "completions": int(len(c)),
+            "steps": len(self.steps),
+            "groups": len(g),
+            "completions": len(c),
             "tokens": int(toks),
             "nontrivial_fraction": float(g["nontrivial"].mean()) if len(g) else float("nan"),
             "proper_branching_fraction": float(g["proper_branching"].mean()) if len(g) else float("nan"),
@@ -356,7 +356,7 @@ def overlap_stats(source: str | os.PathLike | LogSource, progress: bool = False,
                            "check that the run wrote its rollouts")
     completions = pd.concat(cframes, ignore_index=True)
     groups = pd.concat(gframes, ignore_index=True)
-    lead = list(GROUP_COLUMNS) + ["prompt_id"]
+    lead = [*list(GROUP_COLUMNS), "prompt_id"]
     groups = groups[lead + [c for c in groups.columns if c not in lead]]
     steps = step_stats(completions, groups)
     return OverlapStats(completions, groups, steps, pd.concat(hframes, ignore_index=True), read_metadata(log))

@@ -23,6 +23,7 @@ This module does not read files, compute rewards or statistics: see ``rollouts``
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,7 +33,7 @@ from numpy.typing import NDArray
 
 from prm_probe.errors import SchemaError
 
-__all__ = ["PackedGroups", "ProcessSets", "process_sets", "process_set_sizes"]
+__all__ = ["PackedGroups", "ProcessSets", "process_set_sizes", "process_sets"]
 
 #: Upper bound on the padded block (groups × G × L elements) processed at once; bounds peak memory.
 CHUNK_ELEMENTS = 1 << 21
@@ -212,7 +213,7 @@ def process_sets(packed: PackedGroups) -> ProcessSets:
     gmax = int(packed.group_sizes.max(initial=1))
     lmax = int(packed.lengths.max(initial=0)) + 1
     key = (group * lmax + start) * gmax + minmember
-    uniq, first, seg_node = np.unique(key, return_index=True, return_inverse=True)
+    _uniq, first, seg_node = np.unique(key, return_index=True, return_inverse=True)
     seg_node = seg_node.reshape(-1).astype(np.int64)
     # Parent = the node of the previous segment of the same completion.
     prev = np.full(len(comp), -1, dtype=np.int64)
@@ -270,7 +271,7 @@ def _chunks(packed: PackedGroups) -> list[tuple[int, int]]:
     cost = gmax * np.maximum(lmax, 1)
     bounds = np.searchsorted(np.cumsum(cost), np.arange(1, int(cost.sum() // CHUNK_ELEMENTS) + 1) * CHUNK_ELEMENTS)
     edges = np.unique(np.concatenate([[0], bounds, [ng]]).clip(0, ng))
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def _chunk_segments(packed: PackedGroups, g0: int, g1: int) -> tuple[np.ndarray, ...]:

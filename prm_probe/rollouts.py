@@ -301,6 +301,56 @@ def write_rollouts(table: pa.Table, path: str | os.PathLike, metadata: dict[str,
     return Path(path)
 
 
+def _first_rows(mask: np.ndarray, limit: int = 3) -> str:
+    idx = np.flatnonzero(mask)
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    return "row(s) " + ", ".join(str(int(i)) for i in idx[:limit]) + more
+
+
+def _check_values(table: pa.Table) -> None:
+    """Raise SchemaError for values the statistics cannot use: nulls, non-finite rewards, negative ids."""
+    from prm_probe.schema import REQUIRED_COLUMNS
+
+    for name in REQUIRED_COLUMNS:
+        col = table.column(name)
+        if col.null_count:
+            raise SchemaError(f"column '{name}' has {col.null_count} missing value(s) at "
+                              f"{_first_rows(col.is_null().to_numpy(zero_copy_only=False))}; expected a value in "
+                              "every row; fill them in (`prm-probe validate LOG` lists every problem)")
+    reward = table.column("reward").to_numpy(zero_copy_only=False)
+    bad = ~np.isfinite(reward)
+    if bad.any():
+        raise SchemaError(f"column 'reward' holds {int(bad.sum())} NaN or infinite value(s) at {_first_rows(bad)} "
+                          f"(first: {reward[bad][0]}); expected finite rewards; score failed completions with 0.0")
+    ids = pc.list_flatten(table.column("completion_ids"))
+    low = pc.min(ids).as_py() if len(ids) else None
+    if low is not None and low < 0:
+        parents = pc.list_parent_indices(table.column("completion_ids")).to_numpy(zero_copy_only=False)
+        rows = np.zeros(table.num_rows, dtype=bool)
+        rows[parents[ids.to_numpy(zero_copy_only=False) < 0]] = True
+        raise SchemaError(f"column 'completion_ids' holds a negative token id ({low}) at {_first_rows(rows)}; "
+                          "expected ids >= 0; "
+                          "remove padding or ignore markers such as -100 before logging")
+
+
+def _check_samples(sample: np.ndarray, group_offsets: np.ndarray, runs: list, run_codes: np.ndarray,
+                   step: np.ndarray, group: np.ndarray) -> None:
+    """Raise SchemaError unless each group's sample indices are exactly 0..G-1 (rows already sorted)."""
+    sizes = np.diff(group_offsets)
+    expected = np.arange(len(sample)) - np.repeat(group_offsets[:-1], sizes)
+    wrong = sample != expected
+    if wrong.any():
+        row = int(np.flatnonzero(wrong)[0])
+        g = int(np.searchsorted(group_offsets, row, side="right") - 1)
+        a, b = int(group_offsets[g]), int(group_offsets[g + 1])
+        key = (str(runs[int(run_codes[a])]), int(step[a]), int(group[a]))
+        found = sorted(int(x) for x in sample[a:b])
+        shown = ", ".join(map(str, found[:10])) + (", ..." if len(found) > 10 else "")
+        raise SchemaError(f"column 'sample' of group (run_id, step, group) = {key} holds indices [{shown}]; "
+                          f"expected exactly 0..{b - a - 1} with no duplicates or gaps; number the completions "
+                          "of each group 0..G-1")
+
+
 @dataclass(frozen=True)
 class GroupedRollouts:
     """A conformed table ordered by group, with its groups packed for the engine.
@@ -327,6 +377,7 @@ def pack_groups(table: pa.Table) -> GroupedRollouts:
     """
     import pandas as pd
 
+    _check_values(table)
     run = pc.dictionary_encode(table.column("run_id")).combine_chunks()
     run_codes = run.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     step = table.column("step").to_numpy().astype(np.int64)
@@ -349,6 +400,7 @@ def pack_groups(table: pa.Table) -> GroupedRollouts:
     values = ids.values.to_numpy(zero_copy_only=False)
     offsets = raw_offsets - raw_offsets[0]
     tokens = np.ascontiguousarray(values[raw_offsets[0]:raw_offsets[-1]], dtype=np.int32)
+    _check_samples(sample, group_offsets, run.dictionary.to_pylist(), run_codes, step, group)
     packed = PackedGroups(tokens, offsets, group_offsets)
     run_names = np.asarray(run.dictionary.to_pylist(), dtype=object)
     prompt = table.column("prompt_id").to_numpy(zero_copy_only=False)

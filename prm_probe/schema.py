@@ -238,6 +238,11 @@ def _group_keys(table: pa.Table):
     return keys
 
 
+def _key(index_value) -> tuple:
+    """A group key as plain Python values (no numpy reprs in messages)."""
+    return tuple(x.item() if hasattr(x, "item") else x for x in index_value)
+
+
 def _group_problems(table: pa.Table, row_offset: int) -> list[Problem]:
 
     out: list[Problem] = []
@@ -254,7 +259,7 @@ def _group_problems(table: pa.Table, row_offset: int) -> list[Problem]:
         k = df.iloc[int(r[0])]
         out.append(Problem("sample", _rows(r + row_offset),
                            f"{int(dup.sum())} duplicate (run_id, step, group, sample) key(s), first "
-                           f"({k['run_id']}, {k['step']}, {k['group']}, {k['sample']})",
+                           f"{_key((k['run_id'], k['step'], k['group'], k['sample']))}",
                            "give each completion of a group its own sample index 0..G-1"))
     g = df.groupby(list(GROUP_KEYS), sort=False, dropna=False)
     agg = g.agg(n=("sample", "size"), smin=("sample", "min"), smax=("sample", "max"),
@@ -264,17 +269,17 @@ def _group_problems(table: pa.Table, row_offset: int) -> list[Problem]:
     gaps = agg[(agg.nuniq == agg.n) & ((agg.smin != 0) | (agg.smax != agg.n - 1))]
     if len(gaps):
         key = gaps.index[0]
-        out.append(Problem("sample", f"{len(gaps)} group(s), first (run_id, step, group) = {tuple(key)}",
+        out.append(Problem("sample", f"{len(gaps)} group(s), first (run_id, step, group) = {_key(key)}",
                            f"sample indices run {int(gaps.iloc[0].smin)}..{int(gaps.iloc[0].smax)} for "
                            f"{int(gaps.iloc[0].n)} row(s); expected exactly 0..G-1",
                            "number the completions of each group 0..G-1 with no gaps"))
     multi = agg[agg.prompts > 1]
     if len(multi):
-        out.append(Problem("prompt_id", f"{len(multi)} group(s), first {tuple(multi.index[0])}",
+        out.append(Problem("prompt_id", f"{len(multi)} group(s), first {_key(multi.index[0])}",
                            "more than one prompt_id in a group", "use one prompt_id per group"))
     singles = agg[agg.n == 1]
     if len(singles):
-        out.append(Problem("sample", f"{len(singles)} group(s), first {tuple(singles.index[0])}",
+        out.append(Problem("sample", f"{len(singles)} group(s), first {_key(singles.index[0])}",
                            "group of size 1: its advantages are undefined and it has no overlap",
                            "sample G >= 2 completions per prompt to train with GRPO", severity="note"))
     flat = agg[(agg.n > 1) & (agg.rmin == agg.rmax)]

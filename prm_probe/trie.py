@@ -173,6 +173,28 @@ class ProcessSets:
         """``|λ|`` split by completion: a list of n int32 arrays."""
         return np.split(self.size, self.packed.offsets[1:-1])
 
+    def node_members(self) -> list[NDArray[np.int64]]:
+        """Member sample indices (within the group) of every node, duplicates as separate samples."""
+        order = np.lexsort((self.seg_completion, self.seg_node))
+        samples = self.packed.completion_sample[self.seg_completion[order]]
+        return np.split(samples, np.cumsum(self.node_size)[:-1])
+
+    def node_table(self):
+        """The node table as a DataFrame: ``node, group, parent, depth, start, end, size, members``.
+
+        Example:
+            >>> ps = process_sets(PackedGroups.from_lists([[[1, 2], [1, 3], [4]]]))
+            >>> ps.node_table()[["node", "parent", "start", "end", "size"]].to_numpy().tolist()
+            [[0, -1, 0, 1, 2], [1, -1, 0, 1, 1], [2, 0, 1, 2, 1], [3, 0, 1, 2, 1]]
+        """
+        import pandas as pd
+
+        return pd.DataFrame({
+            "node": np.arange(self.n_nodes), "group": self.node_group, "parent": self.node_parent,
+            "depth": self.node_depth, "start": self.node_start, "end": self.node_end, "size": self.node_size,
+            "members": [m.tolist() for m in self.node_members()],
+        })
+
     @cached_property
     def group_node_offsets(self) -> NDArray[np.int64]:
         """(g + 1,) node ids of group k are ``group_node_offsets[k]:group_node_offsets[k + 1]``."""

@@ -90,7 +90,7 @@ def validate_log(source: str | os.PathLike | LogSource) -> ValidationReport:
         report.problems = [*_merge(found), Problem("-", "whole log", str(exc), "", "error")]
         return report
     if report.rows == 0:
-        found.append((0, Problem("-", "whole log", "the log has no rows",
-                                 "check that the run wrote its rollouts")))
+        found.append((0, Problem("-", "whole log", f"log '{report.source}' has no rows; expected at least one "
+                                 "completion; check that the run wrote its rollouts", "")))
     report.problems = _merge(found)
     return report

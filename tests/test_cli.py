@@ -1,0 +1,281 @@
+"""The ``prm-probe`` command line on the bundled sample log, its help, and its import cost."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from prm_probe.cli import main
+from prm_probe.rollouts import write_rollouts
+from prm_probe.schema import METADATA_KEYS, ROLLOUT_SCHEMA
+from prm_probe.stats import GROUP_COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "transformers", "matplotlib", "seaborn", "scipy")
+EXPECTED_GROUP_COLUMNS = ["run_id", "step", "group", "group_size", "nontrivial", "proper_branching", "node_count",
+                          "path_depth_mean", "path_depth_median", "intermediate_proportion_mean",
+                          "intermediate_proportion_median", "gradient_mass_ratio"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+# ------------------------------------------------------------------------------------------------ stats
+
+
+def test_stats_prints_the_summary(sample_log, capsys):
+    assert main(["stats", str(sample_log)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert f"log: {sample_log}" in out
+    assert "4 step(s), 16 group(s), 128 completions" in out
+    for words in ("non-trivial groups", "proper branching", "path depth: mean", "intermediate proportion: mean",
+                  "gradient-mass ratio", "per step"):
+        assert words in out, words
+    assert "sample-grpo" in out  # the per-step table
+    assert captured.err == ""
+
+
+def test_stats_quiet_prints_only_the_summary(sample_log, capsys):
+    assert main(["stats", str(sample_log), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "128 completions" in out and "per step" not in out
+
+
+def test_stats_by_group_writes_the_group_frame(sample_log, tmp_path, capsys):
+    out = tmp_path / "x.parquet"
+    assert main(["stats", str(sample_log), "--by", "group", "-o", str(out)]) == 0
+    frame = pd.read_parquet(out)
+    assert list(frame.columns[: len(EXPECTED_GROUP_COLUMNS)]) == EXPECTED_GROUP_COLUMNS
+    assert list(GROUP_COLUMNS) == EXPECTED_GROUP_COLUMNS
+    assert len(frame) == 16
+    assert (frame["group_size"] == 8).all()
+    assert sorted(set(frame["step"])) == [0, 1, 2, 3]
+    assert "wrote 16 rows (per group)" in capsys.readouterr().out
+
+
+def test_stats_by_completion_and_by_step(sample_log, tmp_path, capsys):
+    comp = tmp_path / "c.csv"
+    assert main(["stats", str(sample_log), "--by", "completion", "-o", str(comp)]) == 0
+    out = capsys.readouterr().out
+    assert "per completion" in out
+    frame = pd.read_csv(comp)
+    assert len(frame) == 128
+    assert {"run_id", "step", "group", "sample", "length", "path_depth", "intermediate_proportion"} <= set(frame)
+    assert frame["length"].sum() == 2621
+
+    step = tmp_path / "s.parquet"
+    assert main(["stats", str(sample_log), "--by", "step", "-o", str(step)]) == 0
+    assert "per step" in capsys.readouterr().out
+    frame = pd.read_parquet(step)
+    assert frame["step"].tolist() == [0, 1, 2, 3]
+    assert frame["groups"].tolist() == [4, 4, 4, 4]
+    assert frame["completions"].sum() == 128
+
+
+def test_stats_rejects_unknown_by(sample_log, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["stats", str(sample_log), "--by", "token"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------- schema and validate
+
+
+def test_schema_prints_every_column(capsys):
+    assert main(["schema"]) == 0
+    out = capsys.readouterr().out
+    for f in ROLLOUT_SCHEMA:
+        assert f"`{f.name}`" in out, f.name
+    assert "reward_<name>" in out
+    for key in METADATA_KEYS:
+        assert key in out, key
+
+
+def test_validate_sample_log(sample_log, capsys):
+    assert main(["validate", str(sample_log)]) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"ok: 128 rows, 16 groups, 4 steps", captured.out)
+    assert captured.err == ""
+
+
+# ------------------------------------------------------------------------------------------------- prm
+
+
+def test_prm_prints_tree_and_identity(sample_log, capsys):
+    assert main(["prm", str(sample_log), "--step", "3", "--group", "0"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("run sample-grpo, step 3, group 0: G=8,")
+    tree = [ln for ln in lines if "|λ|=" in ln]
+    assert tree and all("R̂=" in ln and "A=" in ln for ln in tree)
+    assert any(ln.startswith("  ") for ln in tree)  # the sample at step 3 branches
+    m = re.search(r"Theorem 1 identity .*: holds on (\d+)/(\d+) nodes", out)
+    assert m and m.group(1) == m.group(2) and int(m.group(2)) == len(tree)
+
+
+def test_prm_writes_per_token_table(sample_log, tmp_path, capsys):
+    out = tmp_path / "prm.parquet"
+    assert main(["prm", str(sample_log), "--step", "3", "--group", "0", "-o", str(out)]) == 0
+    frame = pd.read_parquet(out)
+    assert {"sample", "t", "token", "node", "process_set_size", "step_reward", "prm_advantage", "reward",
+            "outcome_advantage"} <= set(frame.columns)
+    import pyarrow.compute as pc
+
+    from prm_probe.rollouts import read_rollouts
+
+    t = read_rollouts(sample_log)
+    sub = t.filter(pc.and_(pc.equal(t["step"], 3), pc.equal(t["group"], 0)))
+    n_tokens = sum(len(x) for x in sub.column("completion_ids").to_pylist())
+    assert len(frame) == n_tokens
+    assert sorted(set(frame["sample"])) == list(range(8))
+    assert frame["process_set_size"].between(1, 8).all()
+    assert f"wrote {n_tokens} token rows" in capsys.readouterr().out
+
+
+def test_prm_csv_output(sample_log, tmp_path, capsys):
+    out = tmp_path / "prm.csv"
+    assert main(["prm", str(sample_log), "--step", "0", "--group", "1", "-o", str(out)]) == 0
+    assert len(pd.read_csv(out)) > 0
+
+
+@pytest.mark.parametrize("where", [["--step", "3", "--group", "99"], ["--step", "42", "--group", "0"],
+                                   ["--step", "3", "--group", "0", "--run-id", "nope"]])
+def test_prm_missing_group_exits_2_with_one_line(sample_log, where, capsys):
+    assert main(["prm", str(sample_log), *where]) == 2
+    captured = capsys.readouterr()
+    lines = [ln for ln in captured.err.splitlines() if ln.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("prm-probe: error: no rows with step")
+    assert "expected" in lines[0] and "Traceback" not in captured.err
+
+
+def test_prm_needs_run_id_when_several_runs(sample_log, tmp_path, capsys):
+    from prm_probe.rollouts import read_rollouts
+
+    t = read_rollouts(sample_log)
+    other = t.set_column(0, "run_id", pa.array(["other"] * t.num_rows))
+    path = write_rollouts(pa.concat_tables([t, other]), tmp_path / "two.parquet")
+    assert main(["prm", str(path), "--step", "1", "--group", "2"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--run-id" in err
+    assert main(["prm", str(path), "--step", "1", "--group", "2", "--run-id", "other"]) == 0
+    assert capsys.readouterr().out.startswith("run other, step 1, group 2")
+
+
+def test_prm_with_a_tiny_tokenizer(tmp_path, capsys):
+    tokenizers = pytest.importorskip("tokenizers")
+    words = ["[UNK]", "the", "cat", "sat", "on", "mat", "dog"]
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tok_path = tmp_path / "tokenizer.json"
+    tok.save(str(tok_path))
+    log = pa.table({
+        "run_id": ["r"] * 3, "step": [0] * 3, "group": [0] * 3, "sample": [0, 1, 2], "prompt_id": ["p"] * 3,
+        "completion_ids": [[1, 2, 3, 4, 5], [1, 2, 3, 4, 1], [1, 6]], "reward": [1.0, 0.0, 1.0],
+    })
+    path = write_rollouts(log, tmp_path / "log.parquet")
+    assert main(["prm", str(path), "--step", "0", "--group", "0", "--tokenizer", str(tok_path)]) == 0
+    out = capsys.readouterr().out
+    assert "'the'" in out  # shared first token, decoded
+    assert "'cat sat on'" in out  # shared by samples 0 and 1
+    assert "'mat'" in out and "'dog'" in out
+    assert "[1 2" not in out  # ids are not shown when a tokenizer is given
+    # a folder holding tokenizer.json works too
+    assert main(["prm", str(path), "--step", "0", "--group", "0", "--tokenizer", str(tmp_path)]) == 0
+    assert "'cat sat on'" in capsys.readouterr().out
+
+
+def test_prm_with_missing_tokenizer_exits_2(sample_log, tmp_path, capsys):
+    missing = tmp_path / "nope.json"
+    assert main(["prm", str(sample_log), "--step", "0", "--group", "0", "--tokenizer", str(missing)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "nope.json" in lines[0] and "expected" in lines[0]
+
+
+# ------------------------------------------------------------------------------------------------ help
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["stats", "--help"], ["prm", "--help"], ["validate", "--help"],
+                                  ["schema", "--help"]])
+def test_help(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: prm-probe")
+    if argv == ["--help"]:
+        assert "quick start" in out and "stats" in out and "validate" in out
+
+
+def test_no_verb_prints_help(capsys):
+    assert main([]) == 0
+    assert "usage: prm-probe" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    from prm_probe import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_python_dash_m_help():
+    proc = subprocess.run([sys.executable, "-m", "prm_probe", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, env=_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: prm-probe")
+
+
+def test_python_dash_m_bad_input_exit_status(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "prm_probe", "stats", str(tmp_path / "nope.parquet")],
+                          capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=60)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "nope.parquet" in proc.stderr
+
+
+def test_console_script_help():
+    exe = shutil.which("prm-probe") or shutil.which("prm-probe", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("the prm-probe console script is not installed")
+    proc = subprocess.run([exe, "--help"], capture_output=True, text=True, env=_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: prm-probe")
+
+
+# ----------------------------------------------------------------------------------------- import cost
+
+
+def test_import_cost(sample_log):
+    code = (
+        "import sys\n"
+        "import prm_probe, prm_probe.cli, prm_probe.stats, prm_probe.rollouts, prm_probe.trie, prm_probe.prm\n"
+        "import prm_probe.validate, prm_probe.group_trie\n"
+        f"heavy = {HEAVY!r}\n"
+        "def loaded():\n"
+        "    return sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
+        "print('after import:', loaded())\n"
+        f"rc = prm_probe.cli.main(['stats', {str(sample_log)!r}, '-q'])\n"
+        "print('rc:', rc)\n"
+        "print('after stats:', loaded())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=_env(),
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "after import: []" in proc.stdout, proc.stdout
+    assert "rc: 0" in proc.stdout
+    assert "after stats: []" in proc.stdout, proc.stdout

@@ -21,7 +21,9 @@ class GroupTrie:
     """The compressed prefix trie of one group.
 
     Build it with :meth:`from_completions` (token-id lists) or :meth:`from_process_sets` (one group of a
-    larger computation).
+    larger computation). Node ids here are *local*: 0..nodes-1, numbered depth first with children in
+    order of their smallest member. They differ from the engine's global ids in
+    :class:`~prm_probe.trie.ProcessSets` (ordered by start position, then smallest member).
 
     Example:
         >>> trie = GroupTrie.from_completions([[1, 2, 3], [1, 2, 4], [1, 5, 6], [7, 8, 9]], rewards=[1, 0, 1, 0])

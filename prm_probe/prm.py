@@ -37,10 +37,20 @@ Scale = Literal["group", "none"]
 
 
 def _group_moments(reward: NDArray[np.float64], group_offsets: NDArray[np.int64]):
-    """(g,) group means and unbiased stds (NaN std for groups of size 1)."""
+    """(g,) group means and unbiased stds (NaN std for groups of size 1).
+
+    When all rewards of a group are equal, the mean is that value exactly and the std exactly 0, so every
+    advantage is exactly 0 (a float sum divided by G can be one rounding step off the common value).
+    """
     sizes = np.diff(group_offsets)
     gid = np.repeat(np.arange(len(sizes)), sizes)
     mean = np.bincount(gid, weights=reward, minlength=len(sizes)) / np.maximum(sizes, 1)
+    rmax = np.full(len(sizes), -np.inf)
+    rmin = np.full(len(sizes), np.inf)
+    np.maximum.at(rmax, gid, reward)
+    np.minimum.at(rmin, gid, reward)
+    flat = (rmax == rmin) & (sizes > 0)
+    mean[flat] = rmax[flat]
     dev2 = np.bincount(gid, weights=(reward - mean[gid]) ** 2, minlength=len(sizes))
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.sqrt(dev2 / (sizes - 1))

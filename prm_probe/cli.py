@@ -178,6 +178,69 @@ def cmd_prm(args: argparse.Namespace) -> int:
     return 0
 
 
+_TRAIN_FLAGS = {  # CLI dest -> dotted config key
+    "task": "task.name", "model": "model.name", "weighting": "loss.weighting", "aggregation": "loss.aggregation",
+    "group_size": "sampling.group_size", "steps": "steps", "seed": "seed", "device": "device",
+    "prompts_per_step": "sampling.prompts_per_step", "max_new_tokens": "sampling.max_new_tokens",
+    "temperature": "sampling.temperature", "lr": "optim.lr", "beta": "loss.beta", "mu": "loss.mu",
+    "micro_batch_size": "optim.micro_batch_size", "val_every": "schedule.val_every",
+    "save_every": "schedule.save_every", "lora_rank": "model.lora_rank", "run_id": "run_id",
+}
+
+
+def _parse_sets(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"--set {pair!r} has no '='; expected KEY=VALUE such as loss.beta=0.04; fix the flag")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from prm_probe.config import load_config
+    from prm_probe.trainer import train
+
+    overrides = {key: getattr(args, dest) for dest, key in _TRAIN_FLAGS.items() if getattr(args, dest) is not None}
+    overrides.update(_parse_sets(args.set))
+    if args.resume:
+        out = Path(args.out or args.resume)
+        if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise ConfigError(f"--resume {args.resume} and --out {args.out} differ; expected one run folder; "
+                              "drop --out when resuming")
+        from prm_probe.config import config_from_dict
+
+        saved = out / "config.json"
+        steps = overrides.get("steps")
+        config = config_from_dict({}) if steps is None else config_from_dict({"steps": steps})
+        if steps is None and saved.is_file():
+            import json
+
+            config = config_from_dict({"steps": json.loads(saved.read_text())["steps"]})
+        run = train(config, out, resume=True, progress=_progress(args))
+    else:
+        if not args.out:
+            raise ConfigError("no run folder given; expected --out RUN_DIR (or --resume RUN_DIR); add --out")
+        config = load_config(args.config, overrides)
+        run = train(config, args.out, progress=_progress(args))
+    print(f"run folder: {run}")
+    print(f"  metrics: {run / 'metrics.jsonl'}")
+    print(f"  rollouts: {run / 'rollouts'} (try `prm-probe stats {run / 'rollouts'}`)")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from prm_probe.collect import sample_log
+
+    out = sample_log(args.checkpoint, args.task, args.output, groups=args.groups, group_size=args.group_size,
+                     split=args.split, seed=args.seed, max_new_tokens=args.max_new_tokens,
+                     temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, device=args.device,
+                     progress=_progress(args))
+    print(f"wrote {args.groups} groups of {args.group_size} to {out} (try `prm-probe stats {out}`)")
+    return 0
+
+
 def _progress(args: argparse.Namespace) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
@@ -222,6 +285,51 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-chars", type=int, default=60, help="shorten spans to this many characters")
     g.add_argument("-o", "--output", metavar="FILE", help="write the per-token PRM table (.parquet or .csv)")
     p.set_defaults(func=cmd_prm)
+
+    p = sub.add_parser("train", parents=[common], help="launch (or resume) a GRPO / λ-GRPO run")
+    g = p.add_argument_group("run")
+    g.add_argument("--config", metavar="TOML", help="experiment file; flags override it")
+    g.add_argument("--out", metavar="RUN_DIR", help="new run folder")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue this run up to --steps (which may be raised)")
+    g.add_argument("--steps", type=int, help="optimiser steps (default 20)")
+    g.add_argument("--seed", type=int, help="fixes initialisation, data order and sampling (default 0)")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto")
+    g.add_argument("--run-id", help="run identifier (default: the folder name)")
+    g = p.add_argument_group("model and task")
+    g.add_argument("--model", help="model folder, LoRA adapter folder, smollm2-135m, or tiny / tiny-gpt2")
+    g.add_argument("--task", help="toy-tree, arithmetic, countdown, reasoning-gym:NAME, jsonl:PATH, pkg.mod:Class")
+    g.add_argument("--lora-rank", type=int, help="train a LoRA adapter of this rank (needs peft)")
+    g = p.add_argument_group("algorithm")
+    g.add_argument("--weighting", choices=["uniform", "process_set"], help="uniform = GRPO, process_set = λ-GRPO")
+    g.add_argument("--aggregation", choices=["seq_mean", "token_mean", "dr_grpo"], help="default token_mean")
+    g.add_argument("--group-size", type=int, help="G, completions per prompt (default 8)")
+    g.add_argument("--prompts-per-step", type=int, help="groups per step (default 4)")
+    g.add_argument("--max-new-tokens", type=int, help="maximum completion length (default 64)")
+    g.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
+    g.add_argument("--lr", type=float, help="learning rate (default 1e-5)")
+    g.add_argument("--beta", type=float, help="KL coefficient (default 0)")
+    g.add_argument("--mu", type=int, help="update passes per batch (default 1)")
+    g.add_argument("--micro-batch-size", type=int, help="rows per backward (default: the whole batch)")
+    g.add_argument("--val-every", type=int, help="validate every N steps")
+    g.add_argument("--save-every", type=int, help="checkpoint every N steps")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any setting, e.g. --set optim.lr_schedule=cosine")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", parents=[common], help="sample scored groups from a checkpoint (no training)")
+    p.add_argument("checkpoint", help="model folder, run folder (newest checkpoint), or built-in model name")
+    p.add_argument("--task", required=True, help="task name, as for train")
+    p.add_argument("--groups", type=int, default=64, help="number of groups (default 64)")
+    p.add_argument("--group-size", type=int, default=8, help="G (default 8)")
+    p.add_argument("--split", choices=["train", "validation"], default="validation", help="problem split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("-o", "--output", default="samples.parquet", help="rollout log to write (default samples.parquet)")
+    p.set_defaults(func=cmd_sample)
     return parser
 
 

@@ -1,0 +1,103 @@
+"""Run folders and checkpoints: atomic save, newest-complete lookup, and exact resume.
+
+A run folder holds ``config.json``, ``metrics.jsonl``, ``validation.jsonl``, ``rollouts/step-NNNNNN.parquet``
+and ``checkpoints/step-NNNNNN/``. A checkpoint folder holds ``model/`` (``save_pretrained``, safetensors,
+with the tokenizer, so any checkpoint loads with ``--model`` or ``prm-probe sample``), ``optimizer.pt`` and
+``scheduler.pt`` (tensors only; loaded with ``weights_only=True``) and ``state.json`` (step, data position,
+seed, versions). It is written under a temporary name and renamed when complete, so an interruption or a
+full disk never leaves a checkpoint that looks complete; the previous checkpoints stay intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from prm_probe.errors import CheckpointError
+
+__all__ = [
+    "RUN_FILES",
+    "checkpoint_dirs",
+    "is_run_dir",
+    "latest_checkpoint",
+    "load_training_state",
+    "prune_checkpoints",
+    "save_checkpoint",
+]
+
+RUN_FILES = ("config.json", "metrics.jsonl", "rollouts")
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """True when ``path`` looks like a prm_probe run folder (it has ``config.json``)."""
+    return (Path(path) / "config.json").is_file()
+
+
+def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (complete = renamed into place with its state.json)."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / "state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    dirs = checkpoint_dirs(run_dir)
+    return dirs[-1] if dirs else None
+
+
+def save_checkpoint(run_dir: str | os.PathLike, step: int, model, tokenizer, optimizer, scheduler,
+                    state: dict[str, Any]) -> Path:
+    """Write ``checkpoints/step-{step:06d}/`` atomically and return its path."""
+    import torch
+
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:06d}"
+    tmp = root / f".step-{step:06d}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir()
+        model.save_pretrained(tmp / "model", safe_serialization=True)
+        tokenizer.save_pretrained(tmp / "model")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def load_training_state(checkpoint: Path, optimizer, scheduler) -> dict[str, Any]:
+    """Restore optimizer and scheduler from ``checkpoint``; return its ``state.json``."""
+    import torch
+
+    try:
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+        scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
+        return json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint '{checkpoint}' is incomplete or corrupt ({str(exc).splitlines()[0]}); "
+                              "expected model/, optimizer.pt, scheduler.pt and state.json; delete it to resume "
+                              "from the previous one") from None
+
+
+def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
+    """Delete all but the ``keep`` newest complete checkpoints (and stale temporary folders)."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return
+    for stale in root.glob(".step-*.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    dirs = checkpoint_dirs(run_dir)
+    for old in dirs[: max(len(dirs) - max(keep, 1), 0)]:
+        shutil.rmtree(old, ignore_errors=True)

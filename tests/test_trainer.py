@@ -1,0 +1,234 @@
+"""The built-in trainer end to end on CPU with a tiny model: outputs, determinism, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from prm_probe.checkpoint import checkpoint_dirs
+from prm_probe.cli import main
+from prm_probe.collect import RewardError
+from prm_probe.config import config_from_dict
+from prm_probe.errors import CheckpointError, ConfigError, UnknownNameError
+from prm_probe.tasks import Score, ToyTree
+from prm_probe.trainer import problem_order, train
+from prm_probe.validate import validate_log
+
+
+def _config(**over):
+    base = {"steps": 2, "seed": 0, "device": "cpu",
+            "model": {"name": "tiny"},
+            "task": {"name": "toy-tree", "train_size": 8, "val_size": 1},
+            "sampling": {"group_size": 8, "prompts_per_step": 2, "max_new_tokens": 8},
+            "optim": {"lr": 3e-3}}
+    for key, value in over.items():
+        if isinstance(value, dict):
+            base.setdefault(key, {}).update(value)
+        else:
+            base[key] = value
+    return config_from_dict(base)
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _no_time(records):
+    """Records without timings and validation (a shorter run validates at its own last step)."""
+    return [{k: v for k, v in r.items() if not k.startswith(("time_", "val_"))} for r in records]
+
+
+@pytest.mark.parametrize("weighting", ["uniform", "process_set"])
+@pytest.mark.parametrize("aggregation", ["seq_mean", "token_mean", "dr_grpo"])
+def test_both_weightings_run_and_write_valid_outputs(tmp_path, weighting, aggregation):
+    from prm_probe.models import load_policy
+
+    cfg = _config(loss={"weighting": weighting, "aggregation": aggregation})
+    run = train(cfg, tmp_path / "run")
+    records = _metrics(run)
+    assert [r["step"] for r in records] == [0, 1]
+    for r in records:
+        assert math.isfinite(r["loss"]) and "reward_mean" in r and "gradient_mass_ratio" in r
+        assert 0 < r["gradient_mass_ratio"] <= 1
+    assert (run / "config.json").is_file()
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["loss"]["weighting"] == weighting and saved["loss"]["aggregation"] == aggregation
+    report = validate_log(run / "rollouts")
+    assert report.ok, [str(p) for p in report.errors]
+    assert report.rows == 2 * 2 * 8
+    # Every trainable parameter moved (toy-tree rewards differ within groups, so advantages are non-zero).
+    start, _ = load_policy("tiny", seed=0)
+    end, _ = load_policy(str(checkpoint_dirs(run)[-1] / "model"))
+    changed = [not torch.equal(a, b) for a, b in zip(start.parameters(), end.parameters(), strict=True)]
+    assert all(changed), f"{changed.count(False)} parameter tensors did not change"
+    assert main(["stats", str(run / "rollouts"), "-q"]) == 0
+
+
+def test_process_set_weighting_uses_the_engine_sizes(tmp_path):
+    """The logged gradient-mass ratio equals Σ1/|λ| / Σ1 recomputed from the written rollouts."""
+    from prm_probe.stats import overlap_stats
+
+    run = train(_config(loss={"weighting": "process_set"}), tmp_path / "run")
+    stats = overlap_stats(run / "rollouts")
+    for record, (_, row) in zip(_metrics(run), stats.steps.iterrows(), strict=True):
+        assert record["gradient_mass_ratio"] == pytest.approx(row["gradient_mass_ratio"])
+        assert record["nontrivial_fraction"] == pytest.approx(row["nontrivial_fraction"])
+
+
+def test_same_seed_same_metrics_and_other_seed_differs(tmp_path):
+    a = _metrics(train(_config(), tmp_path / "a"))
+    b = _metrics(train(_config(), tmp_path / "b"))
+    c = _metrics(train(_config(seed=1), tmp_path / "c"))
+    assert _no_time(a) == _no_time(b)
+    assert _no_time(a) != _no_time(c)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    straight = train(_config(steps=4, schedule={"save_every": 2}), tmp_path / "straight")
+    part = train(_config(steps=2, schedule={"save_every": 2}), tmp_path / "resumed")
+    # A crash after step 2's checkpoint: a stray metrics line and rollout part from an unfinished step 2.
+    with (part / "metrics.jsonl").open("a") as fh:
+        fh.write(json.dumps({"step": 2, "loss": 123.0}) + "\n")
+    resumed = train(_config(steps=4), part, resume=True)
+    assert _no_time(_metrics(resumed)) == _no_time(_metrics(straight))
+    import pyarrow.parquet as pq
+
+    for step in range(4):
+        name = f"rollouts/step-{step:06d}.parquet"
+        t1, t2 = pq.read_table(straight / name), pq.read_table(resumed / name)
+        assert t1.column("completion_ids").to_pylist() == t2.column("completion_ids").to_pylist()
+
+
+def test_resume_via_cli_raises_steps(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--out", str(run), "--task", "toy-tree", "--model", "tiny", "--steps", "1", "--group-size", "4",
+            "--device", "cpu", "--set", "task.train_size=4", "--set", "task.val_size=1", "-q"]
+    assert main(args) == 0
+    assert main(["train", "--resume", str(run), "--steps", "2", "-q"]) == 0
+    assert [r["step"] for r in _metrics(run)] == [0, 1]
+
+
+def test_data_order_is_a_permutation_per_epoch():
+    order = [i for step in range(5) for i in problem_order(10, 3, step, 2)]
+    assert sorted(order) == list(range(10))
+    assert problem_order(10, 3, 0, 2) == problem_order(10, 3, 0, 2)
+
+
+def test_micro_batches_give_the_same_update(tmp_path):
+    a = _metrics(train(_config(), tmp_path / "a"))
+    b = _metrics(train(_config(optim={"micro_batch_size": 3}), tmp_path / "b"))
+    for ra, rb in zip(a, b, strict=True):
+        assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-5, abs=1e-7)
+        assert ra["grad_norm"] == pytest.approx(rb["grad_norm"], rel=1e-4)
+
+
+def test_kl_and_mu_paths_run(tmp_path):
+    run = train(_config(loss={"beta": 0.04, "mu": 2, "weighting": "process_set"}), tmp_path / "run")
+    records = _metrics(run)
+    assert records[0]["kl"] == pytest.approx(0.0, abs=1e-9)  # policy == reference before the first update
+    assert records[1]["kl"] > 0
+
+
+# --- bad input ---------------------------------------------------------------------------------------------
+
+
+class NanTask(ToyTree):
+    """A toy tree whose reward function returns NaN (a user's broken reward)."""
+
+    def score(self, problem, completion, completion_ids):
+        return Score(float("nan"), {})
+
+
+class RaisingTask(ToyTree):
+    def score(self, problem, completion, completion_ids):
+        raise ZeroDivisionError("boom")
+
+
+@pytest.mark.parametrize("task", ["tests.test_trainer:NanTask", "tests.test_trainer:RaisingTask"])
+def test_broken_reward_stops_with_the_prompt_named(tmp_path, task):
+    with pytest.raises(RewardError, match=r"toy-tree-train-0000|prompt"):
+        train(_config(task={"name": task}), tmp_path / "run")
+    # The CLI turns it into one line and exit 2.
+    code = main(["train", "--out", str(tmp_path / "cli"), "--task", task, "--model", "tiny", "--steps", "1",
+                 "--device", "cpu", "-q"])
+    assert code == 2
+
+
+def test_unknown_task_and_model_suggest_names(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "r1"), "--task", "toytree", "--steps", "1", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "toy-tree" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(UnknownNameError, match="tiny"):
+        train(_config(model={"name": "tinny"}), tmp_path / "r2")
+
+
+def test_group_size_below_two_is_refused():
+    with pytest.raises(ConfigError, match="group_size"):
+        _config(sampling={"group_size": 1})
+
+
+def test_resume_on_a_folder_that_is_not_a_run(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="not a run folder"):
+        train(_config(), tmp_path / "empty", resume=True)
+    assert main(["train", "--resume", str(tmp_path / "empty"), "-q"]) == 2
+
+
+def test_new_run_refuses_an_existing_run_folder(tmp_path):
+    run = train(_config(steps=1), tmp_path / "run")
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        train(_config(steps=1), run)
+
+
+def test_corrupt_model_folder_is_reported(tmp_path):
+    bad = tmp_path / "model"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError):
+        train(_config(model={"name": str(bad)}), tmp_path / "run")
+    empty = tmp_path / "nomodel"
+    empty.mkdir()
+    with pytest.raises(CheckpointError, match=r"config\.json"):
+        train(_config(model={"name": str(empty)}), tmp_path / "run2")
+
+
+def test_interrupted_checkpoint_leaves_previous_one_intact(tmp_path, monkeypatch):
+    import prm_probe.checkpoint as ck
+
+    run = train(_config(steps=2, schedule={"save_every": 1, "keep_checkpoints": 5}), tmp_path / "run")
+    before = [p.name for p in checkpoint_dirs(run)]
+    real = torch.save
+
+    def full_disk(obj, path, *a, **k):
+        if str(path).endswith("scheduler.pt"):
+            raise OSError(28, "No space left on device")
+        return real(obj, path, *a, **k)
+
+    monkeypatch.setattr(ck.torch if hasattr(ck, "torch") else torch, "save", full_disk)
+    with pytest.raises(OSError):
+        train(_config(steps=3), run, resume=True)
+    monkeypatch.setattr(torch, "save", real)
+    assert [p.name for p in checkpoint_dirs(run)] == before  # no half checkpoint, old ones intact
+    assert not list((run / "checkpoints").glob(".step-*"))
+    assert validate_log(run / "rollouts").ok  # every rollout logged so far is readable
+    resumed = train(_config(steps=3), run, resume=True)
+    assert [r["step"] for r in _metrics(resumed)] == [0, 1, 2]
+
+
+def test_sample_command_writes_a_valid_log(tmp_path):
+    run = train(_config(steps=1), tmp_path / "run")
+    out = tmp_path / "probe.parquet"
+    assert main(["sample", str(run), "--task", "arithmetic", "--groups", "3", "--group-size", "4",
+                 "--max-new-tokens", "6", "--device", "cpu", "-o", str(out), "-q"]) == 0
+    report = validate_log(out)
+    assert report.ok and report.rows == 12 and report.groups == 3
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out)
+    assert set(table.column("finish_reason").to_pylist()) <= {"stop", "length"}
+    assert np.all(np.isfinite(table.column("reward").to_numpy()))

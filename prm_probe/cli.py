@@ -26,6 +26,7 @@ EPILOG = """quick start:
 
 
 def _write_frame(frame, path: str) -> Path:
+    """Write a pandas DataFrame or a pyarrow Table to .parquet or .csv, atomically."""
     from prm_probe.files import atomic_path
 
     out = Path(path)
@@ -33,11 +34,42 @@ def _write_frame(frame, path: str) -> Path:
     if suffix not in (".parquet", ".csv"):
         raise ConfigError(f"output '{path}' has suffix '{suffix}'; expected .parquet or .csv; rename the output")
     with atomic_path(out) as tmp:
-        if suffix == ".csv":
-            frame.to_csv(tmp, index=False)
+        if hasattr(frame, "to_parquet"):  # pandas
+            frame.to_csv(tmp, index=False) if suffix == ".csv" else frame.to_parquet(tmp, index=False)
+        elif suffix == ".csv":
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(frame, tmp)
         else:
-            frame.to_parquet(tmp, index=False)
+            import pyarrow.parquet as pq
+
+            pq.write_table(frame, tmp)
     return out
+
+
+def _cell(value) -> str:
+    if isinstance(value, (float, np_floating())):
+        return "nan" if value != value else f"{value:.3f}"
+    return str(value)
+
+
+def np_floating():
+    import numpy as np
+
+    return np.floating
+
+
+def _format_columns(cols: dict, names: list[str], max_rows: int = 20) -> str:
+    """Right-aligned text table of numpy columns (first ``max_rows`` rows)."""
+    n = len(next(iter(cols.values()))) if cols else 0
+    rows = [[_cell(cols[k][i].item() if hasattr(cols[k][i], "item") else cols[k][i]) for k in names]
+            for i in range(min(n, max_rows))]
+    widths = [max([len(k)] + [len(r[j]) for r in rows]) for j, k in enumerate(names)]
+    lines = ["  ".join(k.rjust(w) for k, w in zip(names, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    if n > max_rows:
+        lines.append(f"... {n - max_rows} more rows (write them all with -o FILE)")
+    return "\n".join(lines)
 
 
 _SHOWN = {
@@ -108,14 +140,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"  note: {s['singleton_groups']} group(s) of size 1: advantages undefined, no overlap possible")
     if s["empty_completions"]:
         print(f"  note: {s['empty_completions']} empty completion(s): they contribute no tokens")
-    frame = result.frame(args.by)
+    cols = result.columns[args.by]
     if not args.quiet:
-        shown = [c for c in _SHOWN[args.by] if c in frame.columns]
-        print(f"\nper {args.by} ({len(shown)} of {len(frame.columns)} columns; -o FILE writes them all):")
-        print(_format_table(frame[shown]))
+        shown = [c for c in _SHOWN[args.by] if c in cols]
+        print(f"\nper {args.by} ({len(shown)} of {len(cols)} columns; -o FILE writes them all):")
+        print(_format_columns(cols, shown))
     if args.output:
-        out = _write_frame(frame, args.output)
-        print(f"\nwrote {len(frame)} rows (per {args.by}) to {out}")
+        out = _write_frame(result.table(args.by), args.output)
+        print(f"\nwrote {result.table(args.by).num_rows} rows (per {args.by}) to {out}")
     return 0
 
 

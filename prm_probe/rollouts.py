@@ -37,6 +37,7 @@ __all__ = [
     "LogSource",
     "iter_steps",
     "pack_groups",
+    "prefetch",
     "read_metadata",
     "read_rollouts",
     "resolve_log",
@@ -220,6 +221,47 @@ def iter_steps(source: str | os.PathLike | LogSource, columns: Sequence[str] | N
         yield from _split_steps(pending)
 
 
+def prefetch(items: Iterator, depth: int = 2) -> Iterator:
+    """Iterate ``items`` in a background thread, up to ``depth`` ahead (Parquet decoding releases the GIL).
+
+    Exceptions raised while producing an item are re-raised in the consumer, in order.
+    """
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                box.put((item, None))
+        except BaseException as exc:  # handed to the consumer
+            box.put((None, exc))
+        box.put((done, None))
+
+    thread = threading.Thread(target=work, name="prm-probe-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = box.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                box.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
 def _iter_batches(log: LogSource, columns: list[str] | None) -> Iterator[pa.Table]:
     for f in log.files:
         pf = _parquet_file(f)
@@ -239,6 +281,11 @@ def _step_codes(table: pa.Table) -> np.ndarray:
     return run.astype(np.int64) * (1 << 32) + (step - np.iinfo(np.int32).min)
 
 
+def _strings(col) -> np.ndarray:
+    """A string column as a numpy object array (pyarrow's own conversion would import pandas)."""
+    return np.asarray(col.to_pylist(), dtype=object)
+
+
 def _steps_contiguous(log: LogSource) -> bool:
     """True when each (run_id, step) occupies consecutive rows over all files (reads two columns only)."""
     seen: set[tuple[str, int]] = set()
@@ -249,8 +296,8 @@ def _steps_contiguous(log: LogSource) -> bool:
             return True  # conform() will report the missing column
         for i in range(pf.num_row_groups):
             t = pf.read_row_group(i, columns=["run_id", "step"])
-            run = t.column("run_id").to_numpy(zero_copy_only=False)
-            step = t.column("step").to_numpy(zero_copy_only=False)
+            run = _strings(t.column("run_id"))
+            step = t.column("step").to_numpy()
             if len(run) == 0:
                 continue
             change = np.flatnonzero((run[1:] != run[:-1]) | (step[1:] != step[:-1])) + 1
@@ -358,16 +405,26 @@ class GroupedRollouts:
     Attributes:
         table: rows sorted by (run_id, step, group, sample).
         packed: completion token ids as flat arrays with completion and group offsets.
-        groups: one row per group: ``run_id, step, group, group_size, prompt_id`` (pandas DataFrame).
+        group_keys: per group (g,) arrays ``run_id`` (str objects), ``step``, ``group``, ``prompt_id``.
         reward: (n,) float64 rewards aligned with the completions.
         sample: (n,) int64 sample index of each completion.
     """
 
     table: pa.Table
     packed: PackedGroups
-    groups: object
+    group_keys: dict[str, np.ndarray]
     reward: np.ndarray
     sample: np.ndarray
+
+    @property
+    def groups(self):
+        """One row per group: ``run_id, step, group, group_size, prompt_id`` (a pandas DataFrame)."""
+        import pandas as pd
+
+        k = self.group_keys
+        return pd.DataFrame({"run_id": pd.array(k["run_id"], dtype="string"), "step": k["step"],
+                             "group": k["group"], "group_size": self.packed.group_sizes,
+                             "prompt_id": pd.array(k["prompt_id"], dtype="string")})
 
 
 def pack_groups(table: pa.Table) -> GroupedRollouts:
@@ -375,8 +432,6 @@ def pack_groups(table: pa.Table) -> GroupedRollouts:
 
     Groups are the rows sharing ``(run_id, step, group)``; within a group, rows are ordered by ``sample``.
     """
-    import pandas as pd
-
     _check_values(table)
     run = pc.dictionary_encode(table.column("run_id")).combine_chunks()
     run_codes = run.indices.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -403,13 +458,9 @@ def pack_groups(table: pa.Table) -> GroupedRollouts:
     _check_samples(sample, group_offsets, run.dictionary.to_pylist(), run_codes, step, group)
     packed = PackedGroups(tokens, offsets, group_offsets)
     run_names = np.asarray(run.dictionary.to_pylist(), dtype=object)
-    prompt = table.column("prompt_id").to_numpy(zero_copy_only=False)
-    groups = pd.DataFrame({
-        "run_id": pd.array(run_names[run_codes[starts]] if n else [], dtype="string"),
-        "step": step[starts],
-        "group": group[starts],
-        "group_size": np.diff(group_offsets),
-        "prompt_id": pd.array(prompt[starts] if n else [], dtype="string"),
-    })
+    prompt = _strings(table.column("prompt_id"))
+    keys = {"run_id": run_names[run_codes[starts]] if n else np.zeros(0, dtype=object),
+            "step": step[starts], "group": group[starts],
+            "prompt_id": prompt[starts] if n else np.zeros(0, dtype=object)}
     reward = table.column("reward").to_numpy(zero_copy_only=False).astype(np.float64)
-    return GroupedRollouts(table=table, packed=packed, groups=groups, reward=reward, sample=sample)
+    return GroupedRollouts(table=table, packed=packed, group_keys=keys, reward=reward, sample=sample)

@@ -22,14 +22,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from prm_probe.prm import node_values
-from prm_probe.rollouts import LogSource, iter_steps, pack_groups, resolve_log
+from prm_probe.rollouts import LogSource, iter_steps, pack_groups, prefetch, resolve_log
 from prm_probe.trie import ProcessSets, process_sets
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
     "group_stats",
     "overlap_stats",
     "size_histogram",
-    "step_stats",
 ]
 
 logger = logging.getLogger(__name__)
@@ -213,48 +211,80 @@ def size_histogram(ps: ProcessSets) -> tuple[NDArray[np.int64], NDArray[np.int64
     return np.arange(1, len(counts) + 1), counts.astype(np.int64)
 
 
-def step_stats(completions, groups):
-    """Aggregate per-completion and per-group frames of one or more steps into one row per step.
+def _nanmean(x: NDArray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    ok = ~np.isnan(x)
+    return float(x[ok].mean()) if ok.any() else float("nan")
 
-    Args:
-        completions: the ``by="completion"`` frame (columns ``run_id, step, path_depth, ...``).
-        groups: the ``by="group"`` frame.
 
-    Returns:
-        A DataFrame, one row per ``(run_id, step)``: counts, pooled means and medians of the completion
-        metrics, fractions of groups by each flag, token-weighted gradient-mass ratio, and cumulative
-        (expanding over steps) means of path depth and intermediate proportion.
-    """
+def _nanmedian(x: NDArray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    ok = ~np.isnan(x)
+    return float(np.median(x[ok])) if ok.any() else float("nan")
+
+
+def _step_row(comp: dict[str, NDArray], grp: dict[str, NDArray]) -> dict[str, object]:
+    """One step's row: pooled completion metrics, group-flag fractions, token-weighted ratios, raw sums."""
+    tokens = int(comp["length"].sum())
+    ip = comp["intermediate_proportion"]
+    row: dict[str, object] = {
+        "run_id": grp["run_id"][0], "step": int(grp["step"][0]),
+        "groups": len(grp["group"]), "completions": len(comp["length"]), "tokens": tokens,
+        "nontrivial_fraction": float(np.mean(grp["nontrivial"])),
+        "proper_branching_fraction": float(np.mean(grp["proper_branching"])),
+        "path_depth_mean": _nanmean(comp["path_depth"]), "path_depth_median": _nanmedian(comp["path_depth"]),
+        "intermediate_proportion_mean": _nanmean(ip), "intermediate_proportion_median": _nanmedian(ip),
+        "gradient_mass_ratio": float(comp["inverse_size_sum"].sum() / tokens) if tokens else float("nan"),
+        "node_count_mean": float(np.mean(grp["node_count"])),
+    }
+    for name in ("informative_branching", "zero_variance"):
+        if name in grp:
+            row[f"{name}_fraction"] = float(np.mean(grp[name]))
+    if "reward_mean" in grp:
+        row["reward_mean"] = float(np.mean(grp["reward_mean"]))
+    row["_depth_sum"] = float(comp["path_depth"].sum())
+    row["_ip_sum"] = float(np.nansum(ip))
+    row["_ip_count"] = int((~np.isnan(ip)).sum())
+    return row
+
+
+def _step_columns(rows: list[dict[str, object]]) -> dict[str, NDArray]:
+    """Per-step rows → columns sorted by (run_id, step), with cumulative (expanding) means per run."""
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    cols = {k: np.asarray([r.get(k, np.nan) for r in rows]) for k in names}
+    cols["run_id"] = np.asarray([r["run_id"] for r in rows], dtype=object)
+    run_codes = np.unique(cols["run_id"].astype(str), return_inverse=True)[1]
+    order = np.lexsort((cols["step"], run_codes))
+    cols = {k: v[order] for k, v in cols.items()}
+    run_codes = run_codes[order]
+    new_run = np.ones(len(order), dtype=bool)
+    new_run[1:] = run_codes[1:] != run_codes[:-1]
+
+    def run_cumsum(x: NDArray) -> NDArray:
+        total = np.cumsum(x)
+        base = np.maximum.accumulate(np.where(new_run, np.arange(len(x)), 0))
+        return total - np.concatenate([[0.0], total])[base]
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cols["path_depth_mean_cumulative"] = run_cumsum(cols.pop("_depth_sum")) / run_cumsum(cols["completions"])
+        cols["intermediate_proportion_mean_cumulative"] = run_cumsum(cols.pop("_ip_sum")) / run_cumsum(
+            cols.pop("_ip_count"))
+    return cols
+
+
+def _frame(cols: dict[str, NDArray]):
+    """A DataFrame from columns (object columns become pandas' string dtype)."""
     import pandas as pd
 
-    keys = ["run_id", "step"]
-    c = completions.groupby(keys, sort=False)
-    out = c.agg(completions=("sample", "size"), tokens=("length", "sum"),
-                path_depth_mean=("path_depth", "mean"), path_depth_median=("path_depth", "median"),
-                intermediate_proportion_mean=("intermediate_proportion", "mean"),
-                intermediate_proportion_median=("intermediate_proportion", "median"),
-                depth_sum=("path_depth", "sum"), ip_sum=("intermediate_proportion", "sum"),
-                ip_count=("intermediate_proportion", "count"), inverse_size_sum=("inverse_size_sum", "sum"))
-    gagg = {"groups": ("group", "size"), "nontrivial_fraction": ("nontrivial", "mean"),
-            "proper_branching_fraction": ("proper_branching", "mean"), "node_count_mean": ("node_count", "mean")}
-    for name in ("informative_branching", "zero_variance"):
-        if name in groups.columns:
-            gagg[f"{name}_fraction"] = (name, "mean")
-    if "reward_mean" in groups.columns:
-        gagg["reward_mean"] = ("reward_mean", "mean")
-    out = out.join(groups.groupby(keys, sort=False).agg(**gagg))
-    out["gradient_mass_ratio"] = out["inverse_size_sum"] / out["tokens"].where(out["tokens"] > 0)
-    out = out.reset_index()
-    out = out.sort_values(keys, kind="stable").reset_index(drop=True)
-    run = out.groupby("run_id", sort=False)
-    out["path_depth_mean_cumulative"] = run["depth_sum"].cumsum() / run["completions"].cumsum()
-    out["intermediate_proportion_mean_cumulative"] = run["ip_sum"].cumsum() / run["ip_count"].cumsum()
-    return out.drop(columns=["depth_sum", "ip_sum", "ip_count", "inverse_size_sum"]).pipe(pd.DataFrame)
+    return pd.DataFrame({k: pd.array(v.astype(str), dtype="string") if v.dtype == object else v
+                         for k, v in cols.items()})
 
 
-@dataclass
 class OverlapStats:
-    """Tidy overlap statistics of a log: one frame per level plus the ``|λ|`` histogram.
+    """Tidy overlap statistics of a log: per completion, group and step, plus the ``|λ|`` histogram.
+
+    The numbers live in numpy columns (:attr:`columns`); the pandas frames are built on first access, so
+    the command line never imports pandas.
 
     Attributes:
         completions: one row per completion (``run_id, step, group, sample, length, path_depth, ...``).
@@ -264,109 +294,146 @@ class OverlapStats:
         metadata: the log's key-value metadata.
     """
 
-    completions: object
-    groups: object
-    steps: object
-    histogram: object
-    metadata: dict[str, str]
+    def __init__(self, columns: dict[str, dict[str, NDArray]], metadata: dict[str, str]) -> None:
+        self.columns = columns
+        self.metadata = metadata
+        self._frames: dict[str, object] = {}
+
+    def _get(self, level: str):
+        if level not in self._frames:
+            self._frames[level] = _frame(self.columns[level])
+        return self._frames[level]
+
+    @property
+    def completions(self):
+        return self._get("completion")
+
+    @property
+    def groups(self):
+        return self._get("group")
+
+    @property
+    def steps(self):
+        return self._get("step")
+
+    @property
+    def histogram(self):
+        return self._get("histogram")
 
     def frame(self, by: By):
-        """The frame for ``by`` in ``{"step", "group", "completion"}``."""
-        return {"step": self.steps, "group": self.groups, "completion": self.completions}[by]
+        """The pandas frame for ``by`` in ``{"step", "group", "completion"}``."""
+        return self._get(by)
+
+    def table(self, by: By | Literal["histogram"]):
+        """The columns for ``by`` as a pyarrow Table (no pandas involved)."""
+        import pyarrow as pa
+
+        return pa.table({k: pa.array(v.astype(str)) if v.dtype == object else pa.array(v)
+                         for k, v in self.columns[by].items()})
 
     def summary(self) -> dict[str, float]:
         """Headline numbers of the whole log (pooled over all steps)."""
-        g, c = self.groups, self.completions
+        g, c = self.columns["group"], self.columns["completion"]
         toks = float(c["length"].sum())
         return {
-            "steps": len(self.steps),
-            "groups": len(g),
-            "completions": len(c),
+            "steps": len(self.columns["step"]["step"]),
+            "groups": len(g["group"]),
+            "completions": len(c["length"]),
             "tokens": int(toks),
-            "nontrivial_fraction": float(g["nontrivial"].mean()) if len(g) else float("nan"),
-            "proper_branching_fraction": float(g["proper_branching"].mean()) if len(g) else float("nan"),
-            "path_depth_mean": float(c["path_depth"].mean()),
-            "path_depth_median": float(c["path_depth"].median()),
-            "intermediate_proportion_mean": float(c["intermediate_proportion"].mean()),
-            "intermediate_proportion_median": float(c["intermediate_proportion"].median()),
+            "nontrivial_fraction": float(np.mean(g["nontrivial"])) if len(g["group"]) else float("nan"),
+            "proper_branching_fraction": float(np.mean(g["proper_branching"])) if len(g["group"]) else float("nan"),
+            "path_depth_mean": _nanmean(c["path_depth"]),
+            "path_depth_median": _nanmedian(c["path_depth"]),
+            "intermediate_proportion_mean": _nanmean(c["intermediate_proportion"]),
+            "intermediate_proportion_median": _nanmedian(c["intermediate_proportion"]),
             "gradient_mass_ratio": float(c["inverse_size_sum"].sum() / toks) if toks else float("nan"),
             "singleton_groups": int((g["group_size"] < 2).sum()),
             "empty_completions": int((c["length"] == 0).sum()),
         }
 
 
-def _step_frames(table) -> tuple:
-    """Completion, group and histogram frames of one step's table."""
-    import pandas as pd
-
+def _step_arrays(table) -> tuple[dict[str, NDArray], dict[str, NDArray], dict[str, NDArray], dict[str, object]]:
+    """Completion, group and histogram columns and the step row of one step's table."""
     grouped = pack_groups(table)
-    ps = process_sets(grouped.packed)
+    packed = grouped.packed
+    ps = process_sets(packed)
     comp = completion_stats(ps)
-    gs = group_stats(ps, grouped.reward, comp)
-    groups = grouped.groups.copy()
-    for k, v in gs.items():
-        if k != "group_size":
-            groups[k] = v
-    keys = groups[["run_id", "step", "group"]]
-    gid = grouped.packed.completion_group
-    cframe = pd.DataFrame({"run_id": keys["run_id"].to_numpy()[gid], "step": keys["step"].to_numpy()[gid],
-                           "group": keys["group"].to_numpy()[gid], "sample": grouped.sample,
-                           "reward": grouped.reward, **comp})
-    cframe["run_id"] = cframe["run_id"].astype("string")
-    seg_group = gid[ps.seg_completion]
-    top = int(grouped.packed.group_sizes.max(initial=1))
-    hist = np.zeros((grouped.packed.n_groups, top), dtype=np.int64)
-    np.add.at(hist, (seg_group, ps.seg_size - 1), ps.seg_length)
-    total = hist.sum(axis=0)
-    hframe = pd.DataFrame({"run_id": pd.array([keys["run_id"].iloc[0]] * top, dtype="string"),
-                           "step": keys["step"].iloc[0], "process_set_size": np.arange(1, top + 1), "tokens": total})
-    return cframe, groups, hframe
+    grp = group_stats(ps, grouped.reward, comp)
+    keys = grouped.group_keys
+    gid = packed.completion_group
+    completions = {"run_id": keys["run_id"][gid], "step": keys["step"][gid], "group": keys["group"][gid],
+                   "sample": grouped.sample, "reward": grouped.reward, **comp}
+    groups = {"run_id": keys["run_id"], "step": keys["step"], "group": keys["group"], **grp}
+    groups = {k: groups[k] for k in GROUP_COLUMNS} | {k: v for k, v in groups.items() if k not in GROUP_COLUMNS}
+    groups["prompt_id"] = keys["prompt_id"]
+    top = int(packed.group_sizes.max(initial=1))
+    counts = np.bincount(ps.seg_size, weights=ps.seg_length, minlength=top + 1)[1:].astype(np.int64)
+    n = len(counts)
+    hist = {"run_id": np.repeat(keys["run_id"][:1], n), "step": np.repeat(keys["step"][:1], n),
+            "process_set_size": np.arange(1, n + 1), "tokens": counts}
+    return completions, groups, hist, _step_row(comp, groups)
+
+
+def _concat(parts: list[dict[str, NDArray]]) -> dict[str, NDArray]:
+    names = list(dict.fromkeys(k for p in parts for k in p))
+    return {k: np.concatenate([p[k] for p in parts]) for k in names}
 
 
 def overlap_stats(source: str | os.PathLike | LogSource, progress: bool = False,
-                  on_step: Callable[[int], None] | None = None) -> OverlapStats:
+                  on_step: Callable[[int], None] | None = None, workers: int = 2) -> OverlapStats:
     """Compute the overlap statistics of a rollout log, streaming it one step at a time.
 
     Args:
         source: a log file, folder of parts, glob, or :class:`~prm_probe.rollouts.LogSource`.
         progress: show a progress bar (tqdm, on stderr) over steps.
         on_step: called with the number of rows of each step once it is processed.
+        workers: threads computing steps concurrently (numpy and Parquet decoding release the GIL);
+            a background thread reads ahead either way. Results do not depend on it.
 
     Returns:
-        An :class:`OverlapStats` with completion, group, step and histogram frames.
+        An :class:`OverlapStats` with completion, group, step and histogram columns and frames.
 
     Raises:
         LogReadError, SchemaError: the log cannot be read or breaks the schema.
     """
-    import pandas as pd
-
     from prm_probe.errors import LogReadError
     from prm_probe.rollouts import read_metadata
 
     log = source if isinstance(source, LogSource) else resolve_log(source)
-    cframes, gframes, hframes = [], [], []
-    for cf, gf, hf in _iter_step_frames(log, progress):
-        cframes.append(cf)
-        gframes.append(gf)
-        hframes.append(hf)
+    parts: dict[str, list] = {"completion": [], "group": [], "histogram": [], "step": []}
+    for c, g, h, row in _iter_step_arrays(log, progress, workers):
+        parts["completion"].append(c)
+        parts["group"].append(g)
+        parts["histogram"].append(h)
+        parts["step"].append(row)
         if on_step is not None:
-            on_step(len(cf))
-    if not gframes:
+            on_step(len(c["sample"]))
+    if not parts["group"]:
         raise LogReadError(f"log '{log.files[0]}' has no rows; expected at least one completion; "
                            "check that the run wrote its rollouts")
-    completions = pd.concat(cframes, ignore_index=True)
-    groups = pd.concat(gframes, ignore_index=True)
-    lead = [*list(GROUP_COLUMNS), "prompt_id"]
-    groups = groups[lead + [c for c in groups.columns if c not in lead]]
-    steps = step_stats(completions, groups)
-    return OverlapStats(completions, groups, steps, pd.concat(hframes, ignore_index=True), read_metadata(log))
+    columns = {"completion": _concat(parts["completion"]), "group": _concat(parts["group"]),
+               "histogram": _concat(parts["histogram"]), "step": _step_columns(parts["step"])}
+    return OverlapStats(columns, read_metadata(log))
 
 
-def _iter_step_frames(log: LogSource, progress: bool) -> Iterator[tuple]:
-    steps = iter_steps(log, columns=None)
+def _iter_step_arrays(log: LogSource, progress: bool, workers: int) -> Iterator[tuple]:
+    steps = prefetch(iter_steps(log, columns=()))
     if progress:
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc="stats", unit="step", leave=False)
-    for table in steps:
-        yield _step_frames(table)
+    if workers <= 1:
+        for table in steps:
+            yield _step_arrays(table)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prm-probe-stats") as pool:
+        pending: deque = deque()
+        for table in steps:
+            pending.append(pool.submit(_step_arrays, table))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

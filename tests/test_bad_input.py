@@ -315,13 +315,11 @@ def test_stats_refuses_unknown_output_suffix(tmp_path, sample_log, capsys):
 
 
 def test_stats_failure_during_write_leaves_no_file(tmp_path, sample_log, monkeypatch, capsys):
-    import pandas as pd
-
-    def boom(self, path, *args, **kwargs):
+    def boom(table, path, *args, **kwargs):
         Path(path).write_bytes(b"partial")
         raise PrmProbeError("simulated failure while writing; expected success; nothing to fix")
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    monkeypatch.setattr(pq, "write_table", boom)
     out = tmp_path / "out.parquet"
     assert main(["stats", str(sample_log), "-q", "-o", str(out)]) == 2
     capsys.readouterr()

@@ -42,6 +42,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _common import code_version, cpu_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -55,31 +56,6 @@ from prm_probe.trie import PackedGroups, process_sets  # noqa: E402
 SHAPES = ((8, 1024), (16, 2048), (64, 4096))
 GOAL_MTOK = 100.0  # M tokens/s per core at (16, 2048)
 GOAL_RATIO = 25.0  # engine / dict trie
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def code_version() -> str:
-    """The commit measured, and whether prm_probe/ had uncommitted changes."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "prm_probe"], cwd=root, capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "code: unknown commit"
-    return f"code: prm_probe at commit {head}" + (" with uncommitted changes in prm_probe/" if dirty else "")
 
 
 def machine_line() -> str:

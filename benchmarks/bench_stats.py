@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import code_version, cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,31 +56,6 @@ ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"rc": p.returncode, "wall": wall, "maxrss_kib": ru.ru_maxrss, "user": ru.ru_utime,
                   "sys": ru.ru_stime, "stdout": p.stdout[-2000:], "stderr": p.stderr[-2000:]}))
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def code_version() -> str:
-    """The commit measured, and whether prm_probe/ had uncommitted changes."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "prm_probe"], cwd=root, capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "code: unknown commit"
-    return f"code: prm_probe at commit {head}" + (" with uncommitted changes in prm_probe/" if dirty else "")
 
 
 def machine_line() -> str:
@@ -198,11 +174,11 @@ def run_cli(log: Path, out: Path, cpus: list[int] | None) -> dict:
     return info
 
 
-def run_inprocess(log: Path) -> float:
+def run_inprocess(log: Path, **kwargs) -> float:
     from prm_probe.stats import overlap_stats
 
     t0 = time.perf_counter()
-    result = overlap_stats(log)
+    result = overlap_stats(log, **kwargs)
     result.summary()
     return time.perf_counter() - t0
 
@@ -212,8 +188,9 @@ def phase_breakdown(log: Path, passes: int = 3) -> dict[str, float]:
 
     The functions ``overlap_stats`` calls through ``prm_probe.stats``' module globals (``iter_steps``,
     ``pack_groups``, ``process_sets``, ``completion_stats``, ``group_stats``) are wrapped with timers for
-    the duration of the measurement, in this process only; the rest (pandas frames per step, the final
-    concatenation and ``step_stats``) is the total minus those phases.
+    the duration of the measurement, in this process only; the rest (per-step rows, the final
+    concatenation) is the total minus those phases. The breakdown runs sequentially (no read-ahead
+    thread, one worker) so that the phases add up; the timed runs above overlap reading with compute.
     """
     import prm_probe.stats as st
 
@@ -247,12 +224,15 @@ def phase_breakdown(log: Path, passes: int = 3) -> dict[str, float]:
     try:
         for k in names:
             setattr(st, k, timed_iter if k == "iter_steps" else timed(k, originals[k]))
+        if hasattr(st, "prefetch"):
+            originals["prefetch"] = st.prefetch
+            st.prefetch = lambda items, depth=2: items
         for _ in range(passes):
             acc.clear()
-            total = run_inprocess(log)
+            total = run_inprocess(log, workers=1)
             if best is None or total < best["overlap_stats total"]:
                 best = {names[k]: acc.get(k, 0.0) for k in names}
-                best["frames + concat + step_stats (the rest)"] = total - sum(best.values())
+                best["per-step rows + concat (the rest)"] = total - sum(best.values())
                 best["overlap_stats total"] = total
     finally:
         for k, fn in originals.items():

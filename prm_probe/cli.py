@@ -81,6 +81,7 @@ _SHOWN = {
               "reward_mean"],
     "completion": ["run_id", "step", "group", "sample", "length", "reward", "path_depth", "depth_all",
                    "intermediate_proportion", "root_length", "first_divergence"],
+    "histogram": ["run_id", "step", "process_set_size", "tokens"],
 }
 
 
@@ -301,8 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", parents=[common], help="overlap statistics of a rollout log")
     p.add_argument("log", help="Parquet file, folder of parts, glob, or JSONL file")
     g = p.add_argument_group("statistics")
-    g.add_argument("--by", choices=["step", "group", "completion"], default="step",
-                   help="level of the printed and written table (default: step)")
+    g.add_argument("--by", choices=["step", "group", "completion", "histogram"], default="step",
+                   help="level of the printed and written table (default: step); histogram = tokens per |λ|")
     g.add_argument("-o", "--output", metavar="FILE", help="write the table to FILE.parquet or FILE.csv")
     p.set_defaults(func=cmd_stats)
 

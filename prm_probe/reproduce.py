@@ -36,6 +36,9 @@ BUNDLED_LOG = Path(__file__).resolve().parents[1] / "data" / "sample_rollouts.pa
 #: within 250 steps on the no-trap control (every non-target path 0.7) for both calibration seeds.
 TOY_LR = 3e-4
 
+#: Arithmetic easy enough for SmolLM2-135M to get some answers right (the overlap-dynamics default).
+EASY_ARITHMETIC = {"operations": [1, 2], "operands": [1, 9]}
+
 
 def _fmt(x: float) -> str:
     return "nan" if x != x else f"{x:.4f}"
@@ -114,11 +117,14 @@ def _toy_figure(curves, figs: Path) -> dict[str, Path]:
 def overlap_experiment(out: str | os.PathLike, figures: str | os.PathLike | None = None, *,
                        group_sizes: Sequence[int] = (4, 12), steps: int = 30, model: str = "smollm2-135m",
                        task: str = "arithmetic", prompts_per_step: int = 1, max_new_tokens: int = 48,
-                       lr: float = 1e-6, val_every: int = 10, workers: int | None = None,
+                       lr: float = 1e-5, val_every: int = 10, workers: int | None = None,
+                       task_options: dict | None = None, val_size: int = 16,
                        progress: bool = False) -> dict[str, Path]:
     """Vanilla GRPO at each group size; writes ``overlap_dynamics.csv`` and the 2 × 3 figure.
 
-    CPU-sized defaults: SmolLM2-135M-Instruct on ``arithmetic``, G ∈ {4, 12}, 30 steps of one prompt. The
+    CPU-sized defaults: SmolLM2-135M-Instruct on one- and two-operation ``arithmetic`` with operands 1-9
+    (``EASY_ARITHMETIC``, so that a 135M model gets some answers right and GRPO has a signal), G ∈ {4, 12},
+    30 steps of one prompt. The
     paper's setting (SCIENCE.md §7.2: DeepSeek-R1-Distill-Qwen-1.5B on OpenRS, G ∈ {6, 36}, ~1,675 and ~275
     steps of 4 prompts) is ``--model DIR --task jsonl:openrs.jsonl --group-sizes 6 36 --steps 1675
     --prompts-per-step 4`` on a GPU.
@@ -129,8 +135,11 @@ def overlap_experiment(out: str | os.PathLike, figures: str | os.PathLike | None
 
     out = Path(out)
     figs = Path(figures) if figures is not None else out
+    if task_options is None and task == "arithmetic":
+        task_options = EASY_ARITHMETIC
     specs = overlap_specs(group_sizes=group_sizes, steps=steps, task=task, model=model,
-                          prompts_per_step=prompts_per_step, max_new_tokens=max_new_tokens, lr=lr, val_every=val_every)
+                          prompts_per_step=prompts_per_step, max_new_tokens=max_new_tokens, lr=lr, val_every=val_every,
+                          task_options=task_options, val_size=val_size)
     run_specs(specs, out, workers=workers, progress=progress)
     rows = []
     for s in specs:

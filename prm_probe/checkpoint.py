@@ -2,9 +2,9 @@
 
 A run folder holds ``config.json``, ``metrics.jsonl``, ``validation.jsonl``, ``rollouts/step-NNNNNN.parquet``
 and ``checkpoints/step-NNNNNN/``. A checkpoint folder holds ``model/`` (``save_pretrained``, safetensors,
-with the tokenizer, so any checkpoint loads with ``--model`` or ``prm-probe sample``), ``optimizer.pt`` and
-``scheduler.pt`` (tensors only; loaded with ``weights_only=True``) and ``state.json`` (step, data position,
-seed, versions). It is written under a temporary name and renamed when complete, so an interruption or a
+with the tokenizer, so any checkpoint loads with ``--model`` or ``prm-probe sample``), ``optimizer.pt``,
+``scheduler.pt`` and ``rng.pt`` (tensors only; loaded with ``weights_only=True``) and ``state.json`` (step,
+data position, seed). It is written under a temporary name and renamed when complete, so an interruption or a
 full disk never leaves a checkpoint that looks complete; the previous checkpoints stay intact.
 """
 
@@ -67,6 +67,7 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model, tokenizer, opt
         tokenizer.save_pretrained(tmp / "model")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(_rng_states(), tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2), encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)
@@ -77,13 +78,30 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model, tokenizer, opt
     return final
 
 
+def _rng_states() -> dict[str, Any]:
+    """Global torch RNG states. The trainer draws from per-step generators seeded from (seed, step), so
+    these are saved for code that uses the global generators (dropout in a user's model, say)."""
+    import torch
+
+    states = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
 def load_training_state(checkpoint: Path, optimizer, scheduler) -> dict[str, Any]:
-    """Restore optimizer and scheduler from ``checkpoint``; return its ``state.json``."""
+    """Restore optimizer, scheduler and global RNG states from ``checkpoint``; return its ``state.json``."""
     import torch
 
     try:
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
         scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
+        rng = checkpoint / "rng.pt"
+        if rng.is_file():
+            states = torch.load(rng, weights_only=True)
+            torch.set_rng_state(states["torch"])
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])
         return json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"checkpoint '{checkpoint}' is incomplete or corrupt ({str(exc).splitlines()[0]}); "

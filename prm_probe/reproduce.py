@@ -40,16 +40,21 @@ TOY_LR = 3e-4
 EASY_ARITHMETIC = {"operations": [1, 2], "operands": [1, 9]}
 
 
-def _fmt(x: float) -> str:
-    return "nan" if x != x else f"{x:.4f}"
+def _fmt(column: str, x: object) -> str:
+    if not isinstance(x, float | np.floating | int | np.integer):
+        return str(x)
+    if x != x:
+        return "nan"
+    if column in ("n", "seeds"):
+        return str(int(x))
+    if column in ("r_neg", "lr"):
+        return f"{float(x):g}"
+    return f"{float(x):+.4f}" if "delta" in column else f"{float(x):.4f}"
 
 
 def _md(frame, columns: Sequence[str]) -> str:
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    rows = []
-    for _, r in frame.iterrows():
-        cells = [_fmt(r[c]) if isinstance(r[c], float | np.floating) else str(r[c]) for c in columns]
-        rows.append("| " + " | ".join(cells) + " |")
+    rows = ["| " + " | ".join(_fmt(c, r[c]) for c in columns) + " |" for _, r in frame.iterrows()]
     return head + "\n".join(rows) + "\n"
 
 

@@ -163,17 +163,17 @@ def worker_ours(spec: dict) -> dict:
         "optim": {"lr": spec["lr"]},
     })
     steps: list[dict] = []
-    last = [time.perf_counter()]
+    last = [time.perf_counter(), time.process_time()]
 
     def on_step(rec: dict) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         row = {k: v for k, v in rec.items() if k.startswith("time_") or k in (
             "step", "completion_length_mean", "completion_length_min", "completion_length_max", "stop_fraction",
             "reward_mean", "grad_norm", "kl", "loss")}
-        row.update(rows=spec["group_size"] * spec["prompts"], callback_wall=now - last[0], rss_mib=rss_mib(),
-                   cuda_peak_mib=_cuda_peak(torch, spec["device"]))
+        row.update(rows=spec["group_size"] * spec["prompts"], callback_wall=now - last[0], callback_cpu=cpu - last[1],
+                   rss_mib=rss_mib(), cuda_peak_mib=_cuda_peak(torch, spec["device"]))
         steps.append(row)
-        last[0] = now
+        last[0], last[1] = time.perf_counter(), time.process_time()
 
     with tempfile.TemporaryDirectory(prefix="bench_trainer_") as tmp:
         t0 = time.perf_counter()
@@ -232,14 +232,17 @@ def worker_trl(spec: dict) -> dict:
     class Timer(TrainerCallback):
         def __init__(self):
             self.rows: list[dict] = []
-            self.t_begin = 0.0
+            self.t_begin = self.cpu_begin = 0.0
 
         def on_step_begin(self, args, state, control, **kw):
-            self.t_begin = time.perf_counter()
+            self.t_begin, self.cpu_begin = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kw):
+            if spec["device"] == "cuda":
+                torch.cuda.synchronize()
             self.rows.append({"step": state.global_step - 1, "wall": time.perf_counter() - self.t_begin,
-                              "rss_mib": rss_mib(), "cuda_peak_mib": _cuda_peak(torch, spec["device"])})
+                              "cpu": time.process_time() - self.cpu_begin, "rss_mib": rss_mib(),
+                              "cuda_peak_mib": _cuda_peak(torch, spec["device"])})
 
     cuda = spec["device"] == "cuda"
     args = GRPOConfig(
@@ -284,7 +287,7 @@ def worker_trl(spec: dict) -> dict:
                       "generate_s": gen_times[i] if i < len(gen_times) else None})
     tmp.cleanup()
     return {"side": "trl", "steps": steps, "rss_after_imports_mib": base_rss, "rss_end_mib": rss_mib(),
-            "train_wall_s": total, "load_s": load_s, "optim": str(args.optim)}
+            "train_wall_s": total, "load_s": load_s, "optim": str(getattr(args.optim, "value", args.optim))}
 
 
 def run_worker(spec: dict) -> dict:
@@ -292,18 +295,26 @@ def run_worker(spec: dict) -> dict:
     with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as fh:
         out = fh.name
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_worker", json.dumps(spec), "--_out", out]
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    load_after = os.getloadavg()[0]
     if p.returncode != 0:
         raise RuntimeError(f"worker {spec['side']} {spec['model']} failed (rc {p.returncode}):\n{p.stderr[-4000:]}")
     result = json.loads(Path(out).read_text())
     os.unlink(out)
     result["process_wall_s"] = wall
+    result["loadavg"] = (load_before, load_after)
     return result
 
 
 # ---------------------------------------------------------------------------------------------- report
+
+
+def done_line(label: str, n: int, r: dict) -> str:
+    return (f"  done {label}: {n} steps, process {r['process_wall_s']:.0f} s, load average (1 min) "
+            f"{r['loadavg'][0]:.1f} before / {r['loadavg'][1]:.1f} after")
 
 
 def timed(steps: list[dict]) -> list[dict]:
@@ -357,25 +368,27 @@ def throughput(r: dict) -> dict:
     st = timed(r["steps"])
     if r["side"] == "ours":
         walls = [s["time_step"] for s in st]
+        util = sum(s["callback_cpu"] for s in st) / sum(s["callback_wall"] for s in st)
         tokens = [s["completion_length_mean"] * s["rows"] for s in st]
         lens = (statistics.mean(s["completion_length_mean"] for s in st),
                 min(s["completion_length_min"] for s in st), max(s["completion_length_max"] for s in st))
         gen = [s["time_generate_and_score"] for s in st]
     else:
         walls = [s["wall"] for s in st]
+        util = sum(s["cpu"] for s in st) / sum(walls)
         tokens = [s["completions/mean_length"] * s["rows"] for s in st]
         lens = (statistics.mean(s["completions/mean_length"] for s in st),
                 min(s["completions/min_length"] for s in st), max(s["completions/max_length"] for s in st))
         gen = [s["generate_s"] for s in st if s["generate_s"] is not None]
     return {"n": len(st), "tokens": sum(tokens), "wall": sum(walls), "tps": sum(tokens) / sum(walls),
             "step_med": median(walls), "lens": lens, "gen_tps": sum(tokens) / sum(gen) if gen else float("nan"),
-            "gen_med": median(gen)}
+            "gen_med": median(gen), "util": util}
 
 
 def throughput_table(pairs: list[tuple[str, dict, dict]]) -> tuple[list[str], list[tuple[str, float]]]:
     lines = ["| model | trainer | steps timed | completion tokens | length mean (min-max) | wall s | s/step median "
-             "| tokens/s | generation s/step median | generation tokens/s | ours / TRL |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| tokens/s | generation s/step median | generation tokens/s | CPU s / wall s | ours / TRL |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ratios = []
     for model, ours, trl in pairs:
         a, b = throughput(ours), throughput(trl)
@@ -384,7 +397,7 @@ def throughput_table(pairs: list[tuple[str, dict, dict]]) -> tuple[list[str], li
         for name, t, cell in (("prm_probe (λ-GRPO)", a, f"**{ratio:.2f}x**"), ("TRL GRPOTrainer", b, "1.00x")):
             lines.append(f"| {model} | {name} | {t['n']} | {t['tokens']:,.0f} | {t['lens'][0]:.1f} "
                          f"({t['lens'][1]:.0f}-{t['lens'][2]:.0f}) | {fmt_s(t['wall'])} | {fmt_s(t['step_med'])} | "
-                         f"{t['tps']:,.0f} | {fmt_s(t['gen_med'])} | {t['gen_tps']:,.0f} | {cell} |")
+                         f"{t['tps']:,.0f} | {fmt_s(t['gen_med'])} | {t['gen_tps']:,.0f} | {t['util']:.2f} | {cell} |")
     return lines, ratios
 
 
@@ -463,18 +476,18 @@ def main() -> None:
         if model in natural or "all" in natural:
             spec = {**base, "side": "ours", "model": model, "steps": n, "fixed_length": False}
             r = run_worker(spec)
-            print(f"  done ours {model} natural stopping: {n} steps, process {r['process_wall_s']:.0f} s")
+            print(done_line(f"ours {model} natural stopping", n, r))
             breakdown_runs.append((f"{model}, natural stopping", r))
             mem_runs.append((f"prm_probe {model}, natural stopping", r))
         spec = {**base, "side": "ours", "model": model, "steps": n, "fixed_length": True}
         ours = run_worker(spec)
-        print(f"  done ours {model} fixed length: {n} steps, process {ours['process_wall_s']:.0f} s")
+        print(done_line(f"ours {model} fixed length", n, ours))
         breakdown_runs.append((f"{model}, fixed length {args.max_new_tokens}", ours))
         mem_runs.append((f"prm_probe {model}, fixed length", ours))
         if have_trl:
             trl = run_worker({**spec, "side": "trl"})
-            print(f"  done TRL  {model} fixed length: {n} steps, process {trl['process_wall_s']:.0f} s "
-                  f"(trainer construction incl. model + reference load {trl['load_s']:.1f} s)")
+            print(done_line(f"TRL  {model} fixed length", n, trl)
+                  + f", GRPOTrainer construction (model + reference load) {trl['load_s']:.1f} s")
             pairs.append((model, ours, trl))
             mem_runs.append((f"TRL {model}, fixed length", trl))
     print()
@@ -515,7 +528,9 @@ def main() -> None:
               f"loss_type=dapo, scale_rewards=group, beta={args.beta}, epsilon=0.2, num_iterations=1, optim={optim}, "
               "lr_scheduler constant, gradient_checkpointing=False, shuffle_dataset=False, "
               f"min_new_tokens={args.max_new_tokens}; ours uses {args.weighting} weights (TRL has none) and ignores "
-              "end tokens (exact_new_tokens) instead of suppressing them.")
+              "end tokens (exact_new_tokens) instead of suppressing them. CPU s / wall s: the process's CPU time over "
+              f"the wall time of the timed steps ({os.cpu_count()} logical CPUs): well below the thread count means "
+              "the process waited (other jobs on the machine, or single-threaded Python overhead on tiny models).")
 
 
 if __name__ == "__main__":

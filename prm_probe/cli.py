@@ -204,8 +204,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                                                 sensitivity=not args.no_sensitivity, progress=_progress(args))
         print((out / "table1.md").read_text(encoding="utf-8"))
     else:
-        written = reproduce.overlap_experiment(out, figures, group_sizes=args.group_sizes, steps=args.steps or 30,
-                                               model=args.model or "smollm2-135m", task=args.task or "arithmetic",
+        written = reproduce.overlap_experiment(out, figures, group_sizes=args.group_sizes, steps=args.steps or 200,
+                                               model=args.model or "tiny-gpt2", task=args.task or "toy-tree",
                                                workers=args.workers, progress=_progress(args))
     for name, path in written.items():
         print(f"wrote {name}: {path}")
@@ -436,14 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="experiment folder (default data/runs/NAME); reruns resume")
     p.add_argument("--figures", metavar="DIR", help="where to write the figures (default: the experiment folder)")
     p.add_argument("--workers", type=int, help="runs in parallel (default: the number of cores)")
-    p.add_argument("--steps", type=int, help="steps per run (default 250 for toy-tree, 30 for overlap-dynamics)")
-    p.add_argument("--model", help="default tiny-gpt2 (toy-tree) or smollm2-135m (overlap-dynamics)")
+    p.add_argument("--steps", type=int, help="steps per run (default 250 for toy-tree, 200 for overlap-dynamics)")
+    p.add_argument("--model", help="model name or folder (default tiny-gpt2)")
     g = p.add_argument_group("toy-tree")
     g.add_argument("--seeds", type=int, default=5, help="seeds per configuration (default 5)")
     g.add_argument("--no-sensitivity", action="store_true", help="skip the optimiser / learning-rate sweep")
     g = p.add_argument_group("overlap-dynamics")
-    g.add_argument("--group-sizes", type=int, nargs="+", default=[4, 12], help="default 4 12 (the paper: 6 36)")
-    g.add_argument("--task", help="default arithmetic")
+    g.add_argument("--group-sizes", type=int, nargs="+", default=[6, 36], help="default 6 36, as in the paper")
+    g.add_argument("--task", help="default: a depth-12 toy tree with a dense reward (a CPU-sized stand-in)")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("figures", parents=[common], help="regenerate the figures from logs, runs and experiments")

@@ -36,8 +36,8 @@ BUNDLED_LOG = Path(__file__).resolve().parents[1] / "data" / "sample_rollouts.pa
 #: within 250 steps on the no-trap control (every non-target path 0.7) for both calibration seeds.
 TOY_LR = 3e-4
 
-#: Arithmetic easy enough for SmolLM2-135M to get some answers right (the overlap-dynamics default).
-EASY_ARITHMETIC = {"operations": [1, 2], "operands": [1, 9]}
+#: The overlap-dynamics default task: a deep toy tree with a dense reward (share of T matched from the start).
+DEEP_TREE = {"depth": 12, "reward": "prefix"}
 
 
 def _fmt(column: str, x: object) -> str:
@@ -120,19 +120,19 @@ def _toy_figure(curves, figs: Path) -> dict[str, Path]:
 
 
 def overlap_experiment(out: str | os.PathLike, figures: str | os.PathLike | None = None, *,
-                       group_sizes: Sequence[int] = (4, 12), steps: int = 30, model: str = "smollm2-135m",
-                       task: str = "arithmetic", prompts_per_step: int = 1, max_new_tokens: int = 48,
-                       lr: float = 1e-5, val_every: int = 10, workers: int | None = None,
+                       group_sizes: Sequence[int] = (6, 36), steps: int = 200, model: str = "tiny-gpt2",
+                       task: str = "toy-tree", prompts_per_step: int = 4, max_new_tokens: int = 48,
+                       lr: float = TOY_LR, val_every: int = 10, workers: int | None = None,
                        task_options: dict | None = None, val_size: int = 16,
                        progress: bool = False) -> dict[str, Path]:
     """Vanilla GRPO at each group size; writes ``overlap_dynamics.csv`` and the 2 × 3 figure.
 
-    CPU-sized defaults: SmolLM2-135M-Instruct on one- and two-operation ``arithmetic`` with operands 1-9
-    (``EASY_ARITHMETIC``, so that a 135M model gets some answers right and GRPO has a signal), G ∈ {4, 12},
-    30 steps of one prompt. The
-    paper's setting (SCIENCE.md §7.2: DeepSeek-R1-Distill-Qwen-1.5B on OpenRS, G ∈ {6, 36}, ~1,675 and ~275
-    steps of 4 prompts) is ``--model DIR --task jsonl:openrs.jsonl --group-sizes 6 36 --steps 1675
-    --prompts-per-step 4`` on a GPU.
+    CPU-sized default: the paper's group sizes G ∈ {6, 36} and 4 groups per step, on a *stand-in* for a
+    reasoning task — a depth-12 binary tree whose reward is the share of a target path's actions matched
+    from the start (``DEEP_TREE``), with the 2-layer model from scratch; 200 steps take about a minute. It
+    shows the mechanism (overlap rising as the policy converges), not the paper's numbers. The paper's
+    setting (SCIENCE.md §7.2: DeepSeek-R1-Distill-Qwen-1.5B on OpenRS, ~1,675 and ~275 steps) is, on a GPU,
+    ``--model DIR --task jsonl:openrs.jsonl --steps 1675`` (and ``--set`` for its sampling settings).
     """
     import json
 
@@ -140,8 +140,8 @@ def overlap_experiment(out: str | os.PathLike, figures: str | os.PathLike | None
 
     out = Path(out)
     figs = Path(figures) if figures is not None else out
-    if task_options is None and task == "arithmetic":
-        task_options = EASY_ARITHMETIC
+    if task_options is None and task == "toy-tree":
+        task_options = DEEP_TREE
     specs = overlap_specs(group_sizes=group_sizes, steps=steps, task=task, model=model,
                           prompts_per_step=prompts_per_step, max_new_tokens=max_new_tokens, lr=lr, val_every=val_every,
                           task_options=task_options, val_size=val_size)

@@ -250,13 +250,16 @@ class ToyTree(Task):
     """The depth-d binary tree of SCIENCE.md §7.1: one BOS-only prompt, d forced L/R actions.
 
     The target path T is drawn uniformly from the seed (attribute ``target``). Rewards: 1.0 for T, ``r_neg`` for
-    any other path sharing T's first ``n`` actions (the trap), ``r_other`` otherwise. A completion that is not a
-    valid path (wrong length, or an id other than the two action ids) gets reward 0 and target 0. Paths are read
-    from ``completion_ids`` through the ids bound by :meth:`allowed_token_ids` (from the text if never bound).
+    any other path sharing T's first ``n`` actions (the trap), ``r_other`` otherwise. Option ``reward="prefix"``
+    instead gives the share of T's actions a path matches from the start (a dense signal for deep trees).
+    A completion that is not a valid path (wrong length, or an id other than the two action ids) gets reward 0
+    and target 0. Paths are read from ``completion_ids`` through the ids bound by :meth:`allowed_token_ids`
+    (from the text if never bound).
     """
 
     name = "toy-tree"
-    defaults: ClassVar[dict[str, Any]] = {"depth": 4, "n": 1, "r_neg": -1.0, "r_other": 0.7, "actions": ("L", "R")}
+    defaults: ClassVar[dict[str, Any]] = {"depth": 4, "n": 1, "r_neg": -1.0, "r_other": 0.7, "actions": ("L", "R"),
+                                          "reward": "paper"}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -272,6 +275,10 @@ class ToyTree(Task):
         for key in ("r_neg", "r_other"):
             if isinstance(o[key], bool) or not isinstance(o[key], int | float) or not np.isfinite(o[key]):
                 raise ConfigError(f"toy-tree {key}={o[key]!r}; expected a finite number; fix [task.options] {key}")
+        if o["reward"] not in ("paper", "prefix"):
+            raise ConfigError(f"toy-tree reward={o['reward']!r}; expected 'paper' (target / trap / other) or "
+                              "'prefix' (share of T's actions matched from the start); fix [task.options] reward")
+        self.reward_kind = o["reward"]
         self.depth, self.n, self.actions = d, n, (acts[0], acts[1])
         self.r_neg, self.r_other = float(o["r_neg"]), float(o["r_other"])
         self.exact_new_tokens = d
@@ -284,6 +291,8 @@ class ToyTree(Task):
             return 0.0
         if path == self.target:
             return 1.0
+        if self.reward_kind == "prefix":  # dense: how far the path follows T before leaving it
+            return next(i for i, (a, b) in enumerate(zip(path, self.target, strict=True)) if a != b) / self.depth
         return self.r_neg if path[: self.n] == self.target[: self.n] else self.r_other
 
     def _make(self, split: str) -> list[Problem]:

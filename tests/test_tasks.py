@@ -456,3 +456,17 @@ def test_reasoning_gym_wiring_with_a_fake_module(monkeypatch) -> None:
     assert task.score(val[1], boxed("crash"), []).reward == 0.0
     with pytest.raises(UnknownNameError, match="did you mean 'gsm_symbolic'"):
         get_task("reasoning-gym:gsm_symbolc")
+
+
+def test_toy_tree_prefix_reward_is_the_matched_share():
+    from prm_probe.tasks import get_task
+
+    task = get_task("toy-tree", seed=3, options={"depth": 6, "reward": "prefix"})
+    t = task.target
+    flip = {"L": "R", "R": "L"}
+    assert task.path_reward(t) == 1.0
+    for k in range(6):
+        path = t[:k] + flip[t[k]] + t[k + 1:]
+        assert task.path_reward(path) == k / 6
+    with pytest.raises(ConfigError, match="reward"):
+        get_task("toy-tree", options={"reward": "dense"})

@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="prm-probe-demo", metavar="DIR", help="output folder (default prm-probe-demo)")
     p.add_argument("--log", metavar="LOG", help="rollout log to analyse (default: the bundled real SmolLM2 log)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per algorithm (default 3)")
-    p.add_argument("--steps", type=int, default=150, help="steps per run (default 150)")
+    p.add_argument("--steps", type=int, default=250, help="steps per run (default 250, as in the paper)")
     p.add_argument("--workers", type=int, help="runs in parallel (default: the number of cores)")
     p.add_argument("--quick", action="store_true", help="2 seeds × 40 steps, for a smoke test")
     p.set_defaults(func=cmd_demo)

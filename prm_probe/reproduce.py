@@ -240,7 +240,7 @@ def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike
     return written
 
 
-def demo(out: str | os.PathLike, *, log: str | os.PathLike | None = None, seeds: int = 3, steps: int = 150,
+def demo(out: str | os.PathLike, *, log: str | os.PathLike | None = None, seeds: int = 3, steps: int = 250,
          workers: int | None = None, progress: bool = False) -> Path:
     """The README's main job: a reduced toy-tree comparison of GRPO and λ-GRPO (n = 1, r_neg = −1.0), the
     overlap statistics and implied PRM of the bundled real log, figures, and ``report.md``; returns it."""

@@ -193,6 +193,27 @@ def cmd_prm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from prm_probe.importers import import_to_parquet
+
+    tokenizer = None
+    if args.tokenizer:
+        from prm_probe.models import load_tokenizer
+
+        tokenizer = load_tokenizer(args.tokenizer)
+    fields = _parse_sets(args.field) if args.field else None
+    out = import_to_parquet(args.format, args.source, args.output, tokenizer=tokenizer, group_size=args.group_size,
+                            fields=fields, run_id=args.run_id)
+    from prm_probe.rollouts import read_metadata
+
+    meta = read_metadata(out)
+    print(f"wrote {out} (token ids: {meta.get('prm_probe.token_source', 'sampled')}; try `prm-probe stats {out}`)")
+    changed = meta.get("prm_probe.retokenization_changed")
+    if changed and changed != "0":
+        print(f"note: {changed} completion(s) do not survive decode(encode(text)); statistics are approximate")
+    return 0
+
+
 def cmd_experiment(args: argparse.Namespace) -> int:
     from prm_probe import reproduce
 
@@ -430,6 +451,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare runs whose task, model, group size, prompts per step, steps or length differ")
     g.add_argument("--out", metavar="DIR", help="write summary.md, runs.csv, tests.csv, curves.csv (and figures)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("import", parents=[common], help="convert a TRL / verl / grpo-prm / JSONL log to ours")
+    p.add_argument("format", help="trl, verl, grpo-prm, jsonl-ids or generic")
+    p.add_argument("source", help="the foreign log: a file, a folder or a glob")
+    p.add_argument("-o", "--output", required=True, metavar="LOG.parquet", help="canonical rollout log to write")
+    p.add_argument("--tokenizer", metavar="CHECKPOINT", help="tokenizer.json or model folder, for text-only logs")
+    p.add_argument("--group-size", type=int, help="G (TRL's num_generations), when groups are blocks of rows")
+    p.add_argument("--field", action="append", metavar="NAME=COLUMN", help="generic format: map a field to a column")
+    p.add_argument("--run-id", help="run identifier to write")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("experiment", parents=[common], help="run one of the paper's experiments")
     p.add_argument("name", choices=["toy-tree", "overlap-dynamics"], help="toy-tree (Table 1) or overlap-dynamics")

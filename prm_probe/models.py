@@ -29,6 +29,7 @@ __all__ = [
     "char_tokenizer",
     "completion_end_token_ids",
     "load_policy",
+    "load_tokenizer",
     "pick_device",
     "smollm2_folder",
     "tiny_model",
@@ -142,6 +143,26 @@ def completion_end_token_ids(tokenizer) -> set[int]:
         if tid is not None:
             ids.add(int(tid))
     return ids
+
+
+def load_tokenizer(path: str | os.PathLike):
+    """A Hugging Face tokenizer from a model folder, or from a bare ``tokenizer.json`` file (offline)."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"tokenizer '{p}' does not exist; expected a model folder or a tokenizer.json; "
+                              "check the path")
+    quiet_transformers()
+    if p.is_file():
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast(tokenizer_file=str(p))
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(p, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"no tokenizer could be loaded from '{p}' ({str(exc).splitlines()[0][:160]}); "
+                              "expected tokenizer files; point at a model folder") from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -8,7 +8,9 @@ matplotlib, seaborn or scipy. Main entry points:
 * :func:`implied_prm` — the implied per-token process reward and PRM-aware advantage of one group;
 * :func:`overlap_stats` — overlap statistics of a rollout log per completion, group and step;
 * :func:`read_rollouts`, :func:`write_rollouts`, :func:`validate_log` — the rollout-log format;
-* :class:`GroupTrie` — one group's trie to explore or print.
+* :class:`GroupTrie` — one group's trie to explore or print;
+* :func:`train`, :func:`load_config` — the GRPO / λ-GRPO trainer; :func:`compare_runs` — comparing runs;
+* :func:`import_log` — converting TRL / verl / other logs to the canonical format.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ _EXPORTS = {
     "validate_log": "prm_probe.validate",
     "ValidationReport": "prm_probe.validate",
     "ROLLOUT_SCHEMA": "prm_probe.schema",
+    "compare_runs": "prm_probe.compare",
+    "RunComparison": "prm_probe.compare",
+    "import_log": "prm_probe.importers",
+    "import_to_parquet": "prm_probe.importers",
+    "load_config": "prm_probe.config",
+    "TrainConfig": "prm_probe.config",
+    "train": "prm_probe.trainer",
     "PrmProbeError": "prm_probe.errors",
     "SchemaError": "prm_probe.errors",
     "LogReadError": "prm_probe.errors",

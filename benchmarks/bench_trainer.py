@@ -544,7 +544,7 @@ def main() -> None:
             rounds = f"; per round {', '.join(f'{x:.2f}x' for x in per_round)}" if len(per_round) > 1 else ""
             print(f"goal: prm_probe >= 1.0x TRL tokens/s on {args.device} [{model}]: {ratio:.2f}x -> {verdict} "
                   f"(best round vs best round{rounds}; best single step vs best single step {best_step:.2f}x)")
-        optim = pairs[0][2].get("optim")
+        optim = pairs[0][2][0].get("optim")
         print()
         print("notes: step wall = prm_probe's time_step (sampling through writing the rollout part and the step's "
               "overlap metrics; the metrics.jsonl append is outside) vs TRL's on_step_begin -> on_step_end "

@@ -19,8 +19,12 @@ Each configuration runs in its own subprocess (this script with ``--_worker``), 
 caches or allocator state affect the other; model loading and the first step are excluded from the timings
 (steps 2..N are timed).
 
-Run:  .venv/bin/python benchmarks/bench_trainer.py            (tiny and SmolLM2, ours and TRL; ~6-9 min on 2 cores)
-      .venv/bin/python benchmarks/bench_trainer.py --quick    (tiny model only, 3 steps; ~1 min)
+The ours/TRL pair is repeated in alternating rounds (``--tiny-rounds`` 3, ``--smollm2-rounds`` 1) and each side's
+fastest round is reported, since other jobs on a shared machine only ever slow a round down; "CPU s / wall s"
+shows whether a run had the cores to itself.
+
+Run:  .venv/bin/python benchmarks/bench_trainer.py            (tiny + SmolLM2, ours and TRL; ~7.5 min, 2 quiet cores)
+      .venv/bin/python benchmarks/bench_trainer.py --quick    (tiny model only, 3 steps, 1 round; ~1 min)
       .venv/bin/python benchmarks/bench_trainer.py --device cuda   (a GPU machine: bf16 autocast on both sides)
 
 TRL is a benchmark-only dependency (not in pyproject.toml): ``pip install -c <(echo torch==2.13.0) trl``.
@@ -544,6 +548,16 @@ def main() -> None:
             rounds = f"; per round {', '.join(f'{x:.2f}x' for x in per_round)}" if len(per_round) > 1 else ""
             print(f"goal: prm_probe >= 1.0x TRL tokens/s on {args.device} [{model}]: {ratio:.2f}x -> {verdict} "
                   f"(best round vs best round{rounds}; best single step vs best single step {best_step:.2f}x)")
+        threads = torch.get_num_threads()
+        for model, ours_runs, trl_runs in pairs:
+            if model.startswith("tiny") or args.device == "cuda":
+                continue  # tiny steps are dominated by single-threaded Python; the check means nothing there
+            for side, runs in (("prm_probe", ours_runs), ("TRL", trl_runs)):
+                util = best_round(runs)[1]["util"]
+                if util < 0.8 * threads:
+                    print(f"warning: {side} on {model} used {util:.2f} CPU s per wall s with {threads} torch threads: "
+                          "the machine was busy during that run (other jobs), so its tokens/s and the ratio are "
+                          "understated/overstated; rerun on a quiet machine")
         optim = pairs[0][2][0].get("optim")
         print()
         print("notes: step wall = prm_probe's time_step (sampling through writing the rollout part and the step's "

@@ -49,6 +49,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import code_version, cpu_model  # noqa: E402
+
 from prm_probe.tasks import Arithmetic  # noqa: E402  (light: numpy only)
 
 # (metrics key, label) in step order; "other" is time_step minus their sum.
@@ -79,28 +81,6 @@ class FixedLengthArithmetic(Arithmetic):
 
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def code_version() -> str:
-    """The commit measured, and whether prm_probe/ had uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "prm_probe"], cwd=ROOT, capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "code: unknown commit"
-    return f"code: prm_probe at commit {head}" + (" with uncommitted changes in prm_probe/" if dirty else "")
 
 
 def machine_line(device: str) -> str:

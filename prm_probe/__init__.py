@@ -10,7 +10,9 @@ matplotlib, seaborn or scipy. Main entry points:
 * :func:`read_rollouts`, :func:`write_rollouts`, :func:`validate_log` — the rollout-log format;
 * :class:`GroupTrie` — one group's trie to explore or print;
 * :func:`train`, :func:`load_config` — the GRPO / λ-GRPO trainer; :func:`compare_runs` — comparing runs;
-* :func:`import_log` — converting TRL / verl / other logs to the canonical format.
+* :func:`import_log` — converting TRL / verl / other logs to the canonical format;
+* :class:`LambdaGRPOTrainer`, :class:`LambdaGRPOConfig` — λ-GRPO on TRL's (multi-GPU) ``GRPOTrainer``;
+  :func:`attach_overlap_telemetry` — overlap statistics for any TRL GRPO run (extra ``trl``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ _EXPORTS = {
     "load_config": "prm_probe.config",
     "TrainConfig": "prm_probe.config",
     "train": "prm_probe.trainer",
+    "LambdaGRPOTrainer": "prm_probe.trl_grpo",
+    "LambdaGRPOConfig": "prm_probe.trl_grpo",
+    "attach_overlap_telemetry": "prm_probe.trl_telemetry",
     "PrmProbeError": "prm_probe.errors",
     "SchemaError": "prm_probe.errors",
     "LogReadError": "prm_probe.errors",

@@ -36,6 +36,7 @@ __all__ = [
     "OverlapStats",
     "completion_stats",
     "group_stats",
+    "live_overlap_metrics",
     "overlap_stats",
     "size_histogram",
 ]
@@ -437,3 +438,24 @@ def _iter_step_arrays(log: LogSource, progress: bool, workers: int) -> Iterator[
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def live_overlap_metrics(ps: ProcessSets, reward: NDArray[np.float64] | None = None) -> dict[str, float]:
+    """The overlap statistics a trainer logs at every step, from the step's process sets.
+
+    Returns fractions of non-trivial (F1) and properly branching (F2) groups, path depth and intermediate
+    proportion (mean and median over completions) and the gradient-mass ratio ``Σ 1/|λ| / Σ |y|``.
+    """
+    comp = completion_stats(ps)
+    grp = group_stats(ps, reward, comp)
+    lengths = ps.packed.lengths
+    ip = comp["intermediate_proportion"]
+    return {
+        "nontrivial_fraction": float(np.mean(grp["nontrivial"])),
+        "proper_branching_fraction": float(np.mean(grp["proper_branching"])),
+        "path_depth_mean": float(np.mean(comp["path_depth"])),
+        "path_depth_median": float(np.median(comp["path_depth"])),
+        "intermediate_proportion_mean": _nanmean(ip),
+        "intermediate_proportion_median": _nanmedian(ip),
+        "gradient_mass_ratio": float(comp["inverse_size_sum"].sum() / max(int(lengths.sum()), 1)),
+    }

@@ -171,7 +171,7 @@ def _micro_batches(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _optimise(run: _Run, batch, advantages, sizes_flat, offsets, times: dict[str, float]) -> dict[str, float]:
+def _optimise(run: _Run, batch, advantages, packed, packed_sizes, times: dict[str, float]) -> dict[str, float]:
     """μ passes of micro-batched forward/backward and optimiser steps on one batch; returns loss metrics."""
     import torch
 
@@ -181,11 +181,7 @@ def _optimise(run: _Run, batch, advantages, sizes_flat, offsets, times: dict[str
     pad = int(run.tokenizer.pad_token_id)
     n = len(batch.completion_ids)
     width = max(max((len(c) for c in batch.completion_ids), default=0), 1)
-    sizes = torch.ones((n, width))
-    for i in range(n):
-        seg = sizes_flat[offsets[i]: offsets[i + 1]]
-        sizes[i, : len(seg)] = torch.as_tensor(seg, dtype=torch.float32)
-    sizes = sizes.to(device)  # (N, T)
+    sizes = torch.as_tensor(packed.to_padded(packed_sizes, width, fill=1), dtype=torch.float32).to(device)  # (N, T)
     adv = torch.as_tensor(advantages, dtype=torch.float32, device=device)  # (N,)
     lengths = torch.as_tensor([len(c) for c in batch.completion_ids], dtype=torch.float32)
     mask_all = (torch.arange(width)[None, :] < lengths[:, None]).float().to(device)  # (N, T)
@@ -241,24 +237,6 @@ def _optimise(run: _Run, batch, advantages, sizes_flat, offsets, times: dict[str
     return stats
 
 
-def _overlap_metrics(ps, batch) -> dict[str, float]:
-    from prm_probe.stats import completion_stats, group_stats
-
-    comp = completion_stats(ps)
-    grp = group_stats(ps, batch.reward, comp)
-    lengths = ps.packed.lengths
-    ip = comp["intermediate_proportion"]
-    return {
-        "nontrivial_fraction": float(np.mean(grp["nontrivial"])),
-        "proper_branching_fraction": float(np.mean(grp["proper_branching"])),
-        "path_depth_mean": float(np.mean(comp["path_depth"])),
-        "path_depth_median": float(np.median(comp["path_depth"])),
-        "intermediate_proportion_mean": float(np.nanmean(ip)) if np.isfinite(ip).any() else float("nan"),
-        "intermediate_proportion_median": float(np.nanmedian(ip)) if np.isfinite(ip).any() else float("nan"),
-        "gradient_mass_ratio": float(comp["inverse_size_sum"].sum() / max(lengths.sum(), 1)),
-    }
-
-
 def _validate(run: _Run, step: int) -> dict[str, float]:
     import torch
 
@@ -300,6 +278,7 @@ def _one_step(run: _Run, step: int) -> dict[str, Any]:
     from prm_probe.collect import batch_table, collect_groups
     from prm_probe.losses import group_advantages
     from prm_probe.rollouts import write_rollouts
+    from prm_probe.stats import live_overlap_metrics
     from prm_probe.trie import PackedGroups, process_sets
 
     cfg, s = run.config, run.config.sampling
@@ -321,9 +300,8 @@ def _one_step(run: _Run, step: int) -> dict[str, Any]:
     tokens = np.fromiter((t for c in batch.completion_ids for t in c), dtype=np.int32, count=int(offsets[-1]))
     packed = PackedGroups(tokens, offsets, np.arange(0, len(lengths) + 1, s.group_size, dtype=np.int64))
     ps = process_sets(packed)
-    sizes_flat = ps.size
     times["process_sets"] = time.perf_counter() - t1
-    loss_stats = _optimise(run, batch, advantages, sizes_flat, offsets, times)
+    loss_stats = _optimise(run, batch, advantages, packed, ps.size, times)
     t2 = time.perf_counter()
     table = batch_table(batch, run_id=cfg.run_id, step=step, advantages=advantages)
     write_rollouts(table, run.out / "rollouts" / f"step-{step:06d}.parquet", metadata=_log_metadata(run))
@@ -341,7 +319,7 @@ def _one_step(run: _Run, step: int) -> dict[str, Any]:
         "completion_length_max": int(np.max(lengths)),
         "stop_fraction": float(np.mean([f == "stop" for f in batch.finish_reason])),
         "lr": float(run.scheduler.get_last_lr()[0]),
-        **_overlap_metrics(ps, batch),
+        **live_overlap_metrics(ps, batch.reward),
         **{f"time_{k}": v for k, v in times.items()},
         "time_step": time.perf_counter() - t0,
     }

@@ -88,6 +88,48 @@ class PackedGroups:
         np.cumsum([len(g) for g in groups], out=goff[1:])
         return cls(np.asarray(flat, dtype=np.int64).astype(np.int32), offsets, goff)
 
+    @classmethod
+    def from_padded(cls, ids: NDArray[np.integer], lengths: NDArray[np.integer], group_size: int) -> PackedGroups:
+        """Pack a right-padded batch whose rows come in consecutive groups of ``group_size``.
+
+        Args:
+            ids: (B, T) completion token ids; row ``i`` holds ``lengths[i]`` ids, then padding (ignored).
+            lengths: (B,) completion lengths, 0 <= lengths[i] <= T.
+            group_size: G; B must be a multiple of it.
+
+        Example:
+            >>> p = PackedGroups.from_padded(np.array([[5, 6, 0], [5, 0, 0]]), np.array([2, 1]), 2)
+            >>> p.tokens.tolist(), p.offsets.tolist(), p.group_offsets.tolist()
+            ([5, 6, 5], [0, 2, 3], [0, 2])
+        """
+        ids = np.asarray(ids)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        b, width = ids.shape
+        if group_size < 1 or b % group_size:
+            raise SchemaError(f"a batch of {b} rows does not split into groups of {group_size}; expected a multiple "
+                              "of the group size; keep each prompt's G completions together")
+        if len(lengths) != b or (b and (lengths.min() < 0 or lengths.max() > width)):
+            raise SchemaError(f"completion lengths must be {b} values in 0..{width}; got {len(lengths)} values "
+                              f"in {lengths.min(initial=0)}..{lengths.max(initial=0)}; derive them from the mask")
+        keep = np.arange(width)[None, :] < lengths[:, None]  # (B, T)
+        offsets = np.zeros(b + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(ids[keep].astype(np.int32), offsets, np.arange(0, b + 1, group_size, dtype=np.int64))
+
+    def to_padded(self, values: NDArray, width: int | None = None, fill: float = 0) -> NDArray:
+        """Scatter per-token ``values`` (N,) into a right-padded (n, width) array, ``fill`` elsewhere.
+
+        Example:
+            >>> p = PackedGroups.from_lists([[[1, 2], [1]]])
+            >>> p.to_padded(np.array([2, 1, 2]), fill=1).tolist()
+            [[2, 1], [2, 1]]
+        """
+        width = int(self.lengths.max(initial=0)) if width is None else width
+        out = np.full((self.n_completions, width), fill, dtype=np.asarray(values).dtype)
+        keep = np.arange(width)[None, :] < self.lengths[:, None]
+        out[keep] = values
+        return out
+
     @property
     def n_groups(self) -> int:
         return len(self.group_offsets) - 1

@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import code_version, cpu_model  # noqa: E402
+from _common import code_version, cpu_model
 
 
 def run_arm(model: str, folder: Path, lam: bool, spec: dict, out: Path) -> dict:
@@ -84,9 +84,44 @@ def run_arm(model: str, folder: Path, lam: bool, spec: dict, out: Path) -> dict:
         trainer = GRPOTrainer(model=str(folder), reward_funcs=reward, args=GRPOConfig(**common),
                               train_dataset=data, processing_class=tok, callbacks=[timer])
         hook_times = []
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # TRL's per-step log dicts would flood the table's output
     trainer.train()
     steps = timer.steps[1:] or timer.steps  # the first step warms up allocators and kernels
-    return {"step_s": statistics.median(steps), "hook_s": statistics.median(hook_times) if hook_times else None}
+    result = {"step_s": statistics.median(steps), "hook_s": statistics.median(hook_times) if hook_times else None}
+    if lam:
+        result.update(loss_timings(trainer, spec["loss_repeats"]))
+    return result
+
+
+def loss_timings(trainer, repeats: int) -> dict:
+    """Loss + backward on the last buffered micro-batch: TRL's ``_compute_loss`` vs the λ-weighted loss,
+    alternated ``repeats`` times; medians in seconds."""
+    import torch
+    from trl import GRPOTrainer
+
+    from prm_probe.trl_grpo import WEIGHT_KEY
+    from prm_probe.trl_loss import lambda_grpo_loss
+
+    inputs = trainer._buffered_inputs[0]
+    model = trainer.model
+    model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    plain = {k: v for k, v in inputs.items() if k != WEIGHT_KEY}
+    sides = {"trl": lambda: GRPOTrainer._compute_loss(trainer, model, plain),
+             "lambda": lambda: lambda_grpo_loss(trainer, model, inputs, inputs[WEIGHT_KEY])}
+    times: dict[str, list[float]] = {"trl": [], "lambda": []}
+    for _ in range(repeats):
+        for name, fn in sides.items():
+            model.zero_grad(set_to_none=True)
+            t = time.perf_counter()
+            fn().backward()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t)
+    model.zero_grad(set_to_none=True)
+    return {"loss_trl_s": statistics.median(times["trl"]), "loss_lambda_s": statistics.median(times["lambda"])}
 
 
 def model_folder(name: str, tmp: Path) -> Path:
@@ -116,8 +151,8 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    specs = {"tiny": dict(g=8, prompts=4, length=32, beta=0.04, steps=8),
-             "smollm2-135m": dict(g=8, prompts=2, length=32, beta=0.04, steps=3)}
+    specs = {"tiny": dict(g=8, prompts=4, length=32, beta=0.04, steps=8, loss_repeats=30),
+             "smollm2-135m": dict(g=8, prompts=2, length=32, beta=0.04, steps=3, loss_repeats=3)}
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_trl_lambda_") as tmp:
         for model in ns.models:
@@ -144,10 +179,18 @@ def main() -> None:
     for model, spec, grpo, lam in rows:
         g = min(x["step_s"] for x in grpo)
         best = min(lam, key=lambda x: x["step_s"])
+        share = 100 * best["hook_s"] / best["step_s"]
         print(f"| {model} | {spec['g']} × {spec['prompts']} × {spec['length']} | {g:.3f} | {best['step_s']:.3f} "
-              f"| {best['step_s'] / g:.2f}x | {best['hook_s'] * 1e3:.1f} | {100 * best['hook_s'] / best['step_s']:.2f}% |")
+              f"| {best['step_s'] / g:.2f}x | {best['hook_s'] * 1e3:.1f} | {share:.2f}% |")
+    print("\n| model | TRL _compute_loss + backward, s | λ-weighted loss + backward, s | λ / TRL |")
+    print("|---|---|---|---|")
+    for model, _, _, lam in rows:
+        a = min(x["loss_trl_s"] for x in lam)
+        b = min(x["loss_lambda_s"] for x in lam)
+        print(f"| {model} | {a:.4f} | {b:.4f} | {b / a:.2f}x |")
     print("\nBest round of each arm; step time = on_step_begin → on_step_end (generation, scoring, loss, "
-          "backward, optimiser); the first step of every run is excluded. One generation batch per step.")
+          "backward, optimiser); the first step of every run is excluded. One generation batch per step. "
+          "The loss table times one full micro-batch (the step's batch), alternating the two losses.")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ Formats (see ``docs/PEERS.md`` §1.5, §2.4, §4, §7):
     coli-saar/grpo-prm ``stats.json`` (a file, or the folder holding it). Assumptions (PEERS.md §4 gives only
     this much): steps are numbered 0, 1, ... over ``epochs[*].steps`` in file order (the epoch is kept in an
     ``epoch`` column); ``instances`` are prompt-major blocks of ``args.group_size`` rows with equal ``idx``
-    (``group_size=`` overrides; default 6); ``prompt_id`` = ``idx``; ``validation`` entries are not imported
-    (their structure is undocumented). ``query_response`` holds prompt + completion: pass
-    ``fields={"prompt_sep": TEXT}`` to split after the last occurrence of TEXT (e.g. the assistant header);
-    otherwise the whole text is the completion (a warning says overlap statistics then include the prompt).
+    (``group_size=`` overrides; default 6); ``prompt_id`` = ``idx``; ``init_val`` and each epoch's
+    ``validation`` entries (structure undocumented) are kept as JSON in metadata ``grpo_prm.validation``,
+    with the epoch's first step and, for ``{"reward": ...}`` entries, their mean reward. ``query_response``
+    holds prompt + completion: pass ``fields={"prompt_sep": TEXT}`` to split after the last occurrence of
+    TEXT (e.g. the assistant header); otherwise the whole text is the completion (a warning says overlap
+    statistics then include the prompt).
 ``jsonl-ids``
     open-instruct style JSONL with token ids: ``prompt_tokens``, ``response_tokens``, ``prompt_idx``,
     ``reward`` (or ``scores``), ``step``; optional ``sample_idx``, ``advantage``, ``finish_reason``. Ids are
@@ -250,7 +252,22 @@ def _read_grpo_prm(source, *, group_size=None, fields=None) -> tuple[pd.DataFram
     if not rows:
         raise SchemaError(f"'{path}' holds no instances; expected epochs[*].steps[*].instances; "
                           "point at a stats.json written after at least one checkpoint")
-    return pd.DataFrame(rows), {"mode": "block", "group_size": int(size)}
+    return pd.DataFrame(rows), {"mode": "block", "group_size": int(size),
+                                "metadata": {"grpo_prm.validation": _grpo_prm_validation(data)}}
+
+
+def _grpo_prm_validation(data: dict) -> str:
+    """The run's validation record as JSON: ``init_val``, and per epoch its first step, the raw entries and,
+    when the entries are ``{"reward": ...}`` objects, their mean reward."""
+    epochs, first = [], 0
+    for e, epoch in enumerate(data["epochs"]):
+        entries = epoch.get("validation")
+        rewards = [v["reward"] for v in entries if isinstance(v, dict) and isinstance(v.get("reward"), int | float)] \
+            if isinstance(entries, list) else []
+        epochs.append({"epoch": e, "first_step": first, "entries": entries,
+                       "reward_mean": float(np.mean(rewards)) if rewards else None})
+        first += len(epoch.get("steps", []))
+    return json.dumps({"init_val": data.get("init_val"), "epochs": epochs})
 
 
 def _read_jsonl_ids(source, *, group_size=None, fields=None) -> tuple[pd.DataFrame, dict]:
@@ -392,6 +409,7 @@ def import_log(fmt: str, source, *, tokenizer=None, group_size: int | None = Non
                           "missing); expected a number per row; score every completion")
     df, meta = _groups(df, plan, str(source))
     meta.update({"prm_probe.import_format": fmt, "prm_probe.import_source": os.fspath(source)})
+    meta.update(plan.get("metadata", {}))
     if "completion_ids" in df:
         ids = df["completion_ids"].tolist()
         meta["prm_probe.token_source"] = "sampled"

@@ -140,6 +140,12 @@ def test_grpo_prm(tmp_path, tok):
     assert df["epoch"].tolist() == [0, 0, 0, 0, 1, 1]
     assert df["completion"].tolist()[0] == "7<eos>"
     assert list(df["completion_ids"][0]) == tok.encode("7<eos>", add_special_tokens=False)
+    val = json.loads(t.schema.metadata[b"grpo_prm.validation"])
+    raw = json.loads((FOREIGN / "grpo_prm" / "stats.json").read_text())
+    assert val["init_val"] == raw["init_val"]
+    assert [e["entries"] for e in val["epochs"]] == [e["validation"] for e in raw["epochs"]]
+    assert [e["first_step"] for e in val["epochs"]] == [0, 1]
+    assert [e["reward_mean"] for e in val["epochs"]] == [1.0, None]  # fixture: one entry of reward 1, then none
     _written_ok(("grpo-prm", FOREIGN / "grpo_prm" / "stats.json", {"tokenizer": tok}), tmp_path)
 
 

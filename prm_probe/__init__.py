@@ -55,6 +55,7 @@ _EXPORTS = {
     "LambdaGRPOTrainer": "prm_probe.trl_grpo",
     "LambdaGRPOConfig": "prm_probe.trl_grpo",
     "attach_overlap_telemetry": "prm_probe.trl_telemetry",
+    "RunRecordCallback": "prm_probe.trl_record",
     "PrmProbeError": "prm_probe.errors",
     "SchemaError": "prm_probe.errors",
     "LogReadError": "prm_probe.errors",

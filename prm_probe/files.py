@@ -7,11 +7,13 @@ is replaced only once the new one is complete.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path", "write_text_atomic"]
+__all__ = ["append_jsonl", "atomic_path", "truncate_jsonl", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -42,3 +44,21 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Append ``record`` as one JSON line and flush it to disk (a crash loses at most the line being written)."""
+    with Path(path).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, allow_nan=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def truncate_jsonl(path: str | os.PathLike, before_step: int) -> None:
+    """Keep only the records with ``step < before_step`` (atomically); a resumed run rewrites the rest."""
+    path = Path(path)
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", -1) < before_step]
+    write_text_atomic(path, "".join(k + "\n" for k in keep))

@@ -30,6 +30,7 @@ import numpy as np
 
 from prm_probe.config import TrainConfig, config_from_dict, save_config_json
 from prm_probe.errors import CheckpointError
+from prm_probe.files import append_jsonl, truncate_jsonl
 
 __all__ = ["completion_logps", "problem_order", "step_seed", "train"]
 
@@ -254,24 +255,6 @@ def _validate(run: _Run, step: int) -> dict[str, float]:
             "val_problems": len(run.val_problems)}
 
 
-def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, allow_nan=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _truncate_jsonl(path: Path, before_step: int) -> None:
-    """Keep only records with ``step < before_step`` (a resumed run rewrites the rest)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", -1) < before_step]
-    from prm_probe.files import write_text_atomic
-
-    write_text_atomic(path, "".join(k + "\n" for k in keep))
-
-
 def _one_step(run: _Run, step: int) -> dict[str, Any]:
     import torch
 
@@ -378,8 +361,8 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         state = load_training_state(Path(start_model).parent, run.optimizer, run.scheduler)
         start = int(state["step"])
     write_text_atomic(out / "config.json", save_config_json(config))
-    _truncate_jsonl(out / "metrics.jsonl", start)
-    _truncate_jsonl(out / "validation.jsonl", start)
+    truncate_jsonl(out / "metrics.jsonl", start)
+    truncate_jsonl(out / "validation.jsonl", start)
     for part in (out / "rollouts").glob("step-*.parquet"):
         if int(part.stem.split("-")[1]) >= start:
             part.unlink()
@@ -396,9 +379,9 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         if (sch.val_every and (step + 1) % sch.val_every == 0) or last:
             val = _validate(run, step)
             if val:
-                _append_jsonl(out / "validation.jsonl", val)
+                append_jsonl(out / "validation.jsonl", val)
                 record.update({k: v for k, v in val.items() if k != "step"})
-        _append_jsonl(out / "metrics.jsonl", record)
+        append_jsonl(out / "metrics.jsonl", record)
         if (sch.save_every and (step + 1) % sch.save_every == 0) or last:
             save_checkpoint(out, step + 1, run.model, run.tokenizer, run.optimizer, run.scheduler,
                             {"data_position": (step + 1) * config.sampling.prompts_per_step, "seed": config.seed,

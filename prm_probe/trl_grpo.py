@@ -30,6 +30,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from prm_probe.errors import ConfigError
 from prm_probe.trl_loss import lambda_grpo_loss, unsupported_settings
+from prm_probe.trl_record import RunRecordCallback
 from prm_probe.trl_telemetry import OverlapTelemetry
 
 __all__ = ["TESTED_TRL", "LambdaGRPOConfig", "LambdaGRPOTrainer"]
@@ -61,6 +62,11 @@ class LambdaGRPOConfig(GRPOConfig):
     rollout_log_dir: str | None = field(default=None, metadata={
         "help": "Write every training generation batch as a prm_probe rollout log with token ids "
                 "(step-NNNNNN.parquet) into this folder; None writes nothing."})
+    run_record: bool = field(default=True, metadata={
+        "help": "Write config.json, metrics.jsonl and validation.jsonl into output_dir in prm_probe's run "
+                "format, so `prm-probe compare` reads this run beside others."})
+    task_name: str | None = field(default=None, metadata={
+        "help": "Name of the task, recorded in config.json: prm-probe compare only pools runs of one task."})
 
 
 class LambdaGRPOTrainer(GRPOTrainer):
@@ -86,6 +92,9 @@ class LambdaGRPOTrainer(GRPOTrainer):
                                   "settings or set process_set_weighting=False")
         self.telemetry = OverlapTelemetry(self, getattr(self.args, "rollout_log_dir", None),
                                           log_metrics=bool(getattr(self.args, "overlap_telemetry", True)))
+        if getattr(self.args, "run_record", True):
+            self.add_callback(RunRecordCallback(task=getattr(self.args, "task_name", None),
+                                                weighting="process_set" if self.process_set_weighting else "uniform"))
 
     def _calculate_rewards(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         rewards = super()._calculate_rewards(*args, **kwargs)

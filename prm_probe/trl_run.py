@@ -88,6 +88,7 @@ def build_trainer(ns: argparse.Namespace):
 
     from prm_probe.tasks import get_task
     from prm_probe.trl_grpo import LambdaGRPOConfig, LambdaGRPOTrainer
+    from prm_probe.trl_record import RunRecordCallback
 
     out = Path(ns.out)
     model = _tiny_folder(out, ns.seed) if ns.model == "tiny" else ns.model
@@ -110,7 +111,7 @@ def build_trainer(ns: argparse.Namespace):
         output_dir=str(out), num_generations=ns.num_generations, per_device_train_batch_size=ns.per_device_batch,
         max_completion_length=ns.max_completion_length, max_steps=ns.steps, learning_rate=ns.lr, beta=ns.beta,
         loss_type=ns.loss_type, seed=ns.seed, bf16=cuda, use_cpu=not cuda, logging_steps=1,
-        process_set_weighting=not ns.no_lambda, report_to="none",
+        process_set_weighting=not ns.no_lambda, report_to="none", task_name=ns.task,
         rollout_log_dir=None if ns.no_rollout_log else str(out / "rollouts"))
     if ns.generation_batch is not None:
         settings["generation_batch_size"] = ns.generation_batch
@@ -119,8 +120,12 @@ def build_trainer(ns: argparse.Namespace):
         args = LambdaGRPOConfig(**settings)
     except TypeError as exc:
         raise ConfigError(f"{exc}; expected LambdaGRPOConfig fields; check the --set keys") from None
-    return LambdaGRPOTrainer(model=model, reward_funcs=task_reward, args=args, train_dataset=data,
-                             processing_class=tokenizer)
+    trainer = LambdaGRPOTrainer(model=model, reward_funcs=task_reward, args=args, train_dataset=data,
+                                processing_class=tokenizer)
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, RunRecordCallback):
+            callback.model_name = ns.model  # as given ("tiny", a hub id or a path), so runs match by name
+    return trainer
 
 
 def main(argv: list[str] | None = None) -> int:

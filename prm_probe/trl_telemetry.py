@@ -230,12 +230,15 @@ class OverlapTelemetry:
         return write_rollouts(pa.table(cols), path, metadata=meta)
 
 
-def attach_overlap_telemetry(trainer: Any, rollout_log_dir: str | os.PathLike | None = None) -> OverlapTelemetry:
+def attach_overlap_telemetry(trainer: Any, rollout_log_dir: str | os.PathLike | None = None,
+                             record_run: bool = True, task: str | None = None) -> OverlapTelemetry:
     """Add process-set statistics (and optionally a canonical rollout log) to any TRL ``GRPOTrainer``.
 
     The loss is untouched: the hook only reads each generation batch. Call it before ``trainer.train()``;
     the statistics then appear in the trainer's logs as ``overlap/path_depth_mean``, ... (``eval_overlap/...``
-    during evaluation), next to ``reward`` and ``kl``.
+    during evaluation), next to ``reward`` and ``kl``. With ``record_run`` the run folder also gets
+    prm_probe's ``config.json`` / ``metrics.jsonl`` (:class:`~prm_probe.trl_record.RunRecordCallback`, recording
+    ``task``), so ``prm-probe compare`` reads the run.
     """
     if getattr(trainer, "_prm_probe_telemetry", None) is not None:
         raise ConfigError("this trainer already has prm_probe's overlap telemetry attached; expected one; "
@@ -256,4 +259,8 @@ def attach_overlap_telemetry(trainer: Any, rollout_log_dir: str | os.PathLike | 
     trainer._calculate_rewards = calculate_rewards
     trainer._generate_and_score_completions = generate_and_score
     trainer._prm_probe_telemetry = telemetry
+    if record_run:
+        from prm_probe.trl_record import RunRecordCallback
+
+        trainer.add_callback(RunRecordCallback(task=task))
     return telemetry

@@ -288,3 +288,40 @@ def test_trl_run_module_trains_and_writes_a_log_prm_probe_reads(tmp_path, capsys
     assert (out / "final" / "config.json").exists()
     assert main(["--model", "tiny", "--out", str(out), "--set", "not_a_field=1"]) == 2
     assert "not_a_field" in capsys.readouterr().err
+
+
+def test_trl_runs_are_recorded_for_prm_probe_compare(tmp_path):
+    from prm_probe import compare_runs
+    from prm_probe.trl_run import main
+
+    common = ["--model", "tiny", "--steps", "3", "--num-generations", "4", "--per-device-batch", "8",
+              "--max-completion-length", "6", "--lr", "1e-3", "--no-rollout-log", "--set", "save_strategy=no",
+              "--set", "disable_tqdm=true"]
+    for name, extra in (("lambda", []), ("grpo", ["--no-lambda"])):
+        assert main([*common, "--out", str(tmp_path / name), *extra]) == 0
+    config = json.loads((tmp_path / "lambda" / "config.json").read_text())
+    assert config["loss"]["weighting"] == "process_set" and config["task"]["name"] == "arithmetic"
+    assert config["model"]["name"] == "tiny" and config["sampling"]["group_size"] == 4
+    lines = [json.loads(x) for x in (tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3]
+    assert {"reward_mean", "path_depth_mean", "gradient_mass_ratio", "loss", "entropy", "lr"} <= lines[0].keys()
+    comparison = compare_runs([tmp_path / "lambda", tmp_path / "grpo"], metric="reward_mean")
+    assert {r.algorithm for r in comparison.runs} == {"GRPO", "λ-GRPO"}
+    assert set(comparison.curves()["step"]) == {1, 2, 3}
+
+
+def test_run_record_maps_trl_names_and_splits_evaluations(tmp_path):
+    from types import SimpleNamespace
+
+    from prm_probe.trl_record import RunRecordCallback
+
+    cb, args = RunRecordCallback(), SimpleNamespace(output_dir=str(tmp_path))
+    state = SimpleNamespace(is_world_process_zero=True, global_step=4)
+    cb.on_log(args, state, None, logs={"reward": 0.5, "overlap/path_depth_mean": 2.0, "rewards/acc/mean": 1.0,
+                                       "epoch": 0.1, "kl": float("nan")})
+    cb.on_log(args, state, None, logs={"eval_reward": 0.25, "eval_overlap/nontrivial_fraction": 0.5})
+    cb.on_log(args, state, None, logs={"train_runtime": 3.0, "train_loss": 0.1})
+    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {
+        "step": 4, "reward_mean": 0.5, "path_depth_mean": 2.0, "rewards_acc_mean": 1.0, "kl": None}
+    assert json.loads((tmp_path / "validation.jsonl").read_text()) == {
+        "step": 4, "val_reward_mean": 0.25, "val_nontrivial_fraction": 0.5}

@@ -452,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", metavar="DIR", help="write summary.md, runs.csv, tests.csv, curves.csv (and figures)")
     p.set_defaults(func=cmd_compare)
 
+    p = sub.add_parser("trl-train", add_help=False,
+                       help="λ-GRPO / GRPO on TRL's GRPOTrainer (extra trl); `trl-train --help` lists the flags; "
+                            "several GPUs: accelerate launch -m prm_probe.trl_run ...")
+    p.add_argument("trl_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_trl_train, verbose=False, debug=False)
+
     p = sub.add_parser("import", parents=[common], help="convert a TRL / verl / grpo-prm / JSONL log to ours")
     p.add_argument("format", help="trl, verl, grpo-prm, jsonl-ids or generic")
     p.add_argument("source", help="the foreign log: a file, a folder or a glob")
@@ -495,10 +501,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_trl_train(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("trl") is None:
+        raise ConfigError("trl is not installed; expected the optional extra for TRL runs; "
+                          "pip install 'prm_probe[trl]'")
+    from prm_probe.trl_run import main as trl_main
+
+    return trl_main(args.trl_args, prog="prm-probe trl-train")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 2 user error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv[:1] == ["trl-train"]:  # every later argument, --help included, belongs to prm_probe.trl_run
+        args = argparse.Namespace(verb="trl-train", func=cmd_trl_train, trl_args=argv[1:], verbose=False,
+                                  debug=False)
+    else:
+        args = parser.parse_args(argv)
     if not getattr(args, "verb", None):
         parser.print_help()
         return 0

@@ -618,5 +618,5 @@ def get_task(name: str, *, seed: int = 0, options: dict | None = None, train_siz
     else:
         raise UnknownNameError(f"unknown task {name!r}; expected one of {', '.join(list_tasks())}, "
                                f"reasoning-gym:<name>, jsonl:<path> or pkg.module:Class; "
-                               f"{close_matches(name, [*TASKS, *_PREFIXES])}")
+                               f"{close_matches(name, [*TASKS, *_PREFIXES])}pick one of those")
     return cls(**kwargs)

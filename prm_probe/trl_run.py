@@ -32,8 +32,8 @@ __all__ = ["build_trainer", "main", "parser"]
 log = logging.getLogger(__name__)
 
 
-def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m prm_probe.trl_run", description=__doc__.split("\n\n")[0])
+def parser(prog: str = "python -m prm_probe.trl_run") -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="HF model id or folder, or 'tiny' (random, CPU smoke runs)")
     ap.add_argument("--task", default="arithmetic",
                     help="prm_probe task: arithmetic, countdown, toy-tree, reasoning-gym:<name>, jsonl:<path>")
@@ -128,10 +128,11 @@ def build_trainer(ns: argparse.Namespace):
     return trainer
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m prm_probe.trl_run") -> int:
+    """Parse ``argv``, train, save the final model to ``OUT/final``; return the exit status (2: bad input)."""
     from prm_probe.errors import PrmProbeError
 
-    ns = parser().parse_args(argv)
+    ns = parser(prog).parse_args(argv)
     try:
         trainer = build_trainer(ns)
     except PrmProbeError as exc:

@@ -325,3 +325,19 @@ def test_run_record_maps_trl_names_and_splits_evaluations(tmp_path):
         "step": 4, "reward_mean": 0.5, "path_depth_mean": 2.0, "rewards_acc_mean": 1.0, "kl": None}
     assert json.loads((tmp_path / "validation.jsonl").read_text()) == {
         "step": 4, "val_reward_mean": 0.25, "val_nontrivial_fraction": 0.5}
+
+
+def test_cli_trl_train_forwards_every_argument(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from prm_probe.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["trl-train", "--help"])
+    assert done.value.code == 0 and "usage: prm-probe trl-train" in capsys.readouterr().out
+    assert main(["trl-train", "--model", "tiny", "--out", str(tmp_path), "--task", "bogus"]) == 2
+    assert "unknown task 'bogus'" in capsys.readouterr().err
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real(name, *a))
+    assert main(["trl-train", "--model", "tiny", "--out", str(tmp_path)]) == 2
+    assert "pip install 'prm_probe[trl]'" in capsys.readouterr().err

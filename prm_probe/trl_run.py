@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,9 +76,16 @@ def _tiny_folder(out: Path, seed: int) -> str:
 
     folder = out / "tiny-model"
     if not (folder / "config.json").exists():
+        # Every process of a launcher gets here; each writes its own copy (identical: same seed) and renames it,
+        # so the folder appears complete or not at all, and the first rename wins.
+        tmp = out / f".tiny-model.tmp-{os.getpid()}"
         tok = char_tokenizer()
-        tiny_model("tiny", len(tok), seed=seed).save_pretrained(folder)
-        tok.save_pretrained(folder)
+        tiny_model("tiny", len(tok), seed=seed).save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
     return str(folder)
 
 

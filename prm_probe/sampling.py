@@ -70,13 +70,22 @@ def process_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 
     return torch.log_softmax(x, dim=-1)
 
 
-def _cache_keyword(model) -> str:
-    """``cache`` in transformers >= 5.2x, ``past_key_values`` before (the GPU machine has 5.17)."""
+def forward_parameters(model) -> frozenset[str]:
+    """Names of the keyword arguments the (base) model's ``forward`` declares (a LoRA wrapper is looked through)."""
     import inspect
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    params = inspect.signature(base.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+    return frozenset(inspect.signature(base.forward).parameters)
+
+
+def _cache_keyword(model) -> str:
+    """``cache`` in transformers >= 5.2x, ``past_key_values`` before (the GPU machine has 5.17)."""
+    return "cache" if "cache" in forward_parameters(model) else "past_key_values"
+
+
+def last_logits_kwargs(model, n: int) -> dict[str, int]:
+    """``{"logits_to_keep": n}`` where the model supports it (the LM head then runs on the last n positions only)."""
+    return {"logits_to_keep": n} if "logits_to_keep" in forward_parameters(model) else {}
 
 
 @torch.no_grad()
@@ -111,12 +120,13 @@ def sample_completions(model, prompts: Sequence[Sequence[int]], group_size: int,
     stopped = torch.zeros(b, dtype=torch.bool, device=device)  # (B,)
     past = None
     cache_kw = _cache_keyword(model)
+    last_only = last_logits_kwargs(model, 1)  # the prefill needs the last position's logits only
     step_ids, step_pos, attn = ids, positions, mask
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     for t in range(steps):
         with autocast:
             out = model(input_ids=step_ids, attention_mask=attn, position_ids=step_pos, use_cache=True,
-                        **{cache_kw: past})
+                        **{cache_kw: past}, **last_only)
         past = out[cache_kw] if cache_kw in out else out.past_key_values
         logp = process_logits(out.logits[:, -1, :], temperature, top_k, top_p, allowed)  # (B, V)
         if greedy:

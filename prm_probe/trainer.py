@@ -61,7 +61,7 @@ def completion_logps(model, prompt_ids, completion_ids, pad_id: int, device, wit
     """
     import torch
 
-    from prm_probe.sampling import left_pad
+    from prm_probe.sampling import last_logits_kwargs, left_pad
 
     p_ids, p_mask = left_pad(prompt_ids, pad_id, device)  # (B, P)
     width = max((len(c) for c in completion_ids), default=0)
@@ -75,11 +75,14 @@ def completion_logps(model, prompt_ids, completion_ids, pad_id: int, device, wit
     ids = torch.cat([p_ids, c_ids], dim=1)  # (B, P + T)
     attn = torch.cat([p_mask, c_mask], dim=1)  # (B, P + T)
     pos = (attn.cumsum(dim=1) - 1).clamp(min=0)  # (B, P + T)
-    plen = p_ids.shape[1]
+    plen, width = p_ids.shape[1], c_ids.shape[1]
+    # Token t of a completion is predicted at position P - 1 + t: the last T + 1 positions, minus the final one.
+    keep = last_logits_kwargs(model, width + 1)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     with autocast:
-        logits = model(input_ids=ids, attention_mask=attn, position_ids=pos).logits  # (B, P + T, V)
-    logits = logits[:, plen - 1: plen - 1 + c_ids.shape[1], :]  # (B, T, V)
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, **keep).logits  # (B, P + T or T + 1, V)
+    start = 0 if keep else plen - 1
+    logits = logits[:, start: start + width, :]  # (B, T, V)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least (fp64 stays)
     logprobs = torch.log_softmax(logits, dim=-1)  # (B, T, V)
     logp = logprobs.gather(2, c_ids.unsqueeze(2)).squeeze(2)  # (B, T)

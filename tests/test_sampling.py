@@ -81,6 +81,34 @@ def test_sampler_logps_equal_the_training_forward(policy):
         assert int(mask[i].sum()) == len(lp)
 
 
+class _NoLogitsToKeep(torch.nn.Module):
+    """The same model behind a forward without ``logits_to_keep``: the full-logits path."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, position_ids):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-gpt2"])
+def test_completion_logps_with_logits_to_keep_equal_the_full_logits(name):
+    from prm_probe.sampling import last_logits_kwargs
+
+    model, tok = load_policy(name, seed=2)
+    model.eval()
+    assert last_logits_kwargs(model, 3) == {"logits_to_keep": 3}
+    assert last_logits_kwargs(_NoLogitsToKeep(model), 3) == {}
+    prompts = [tok("12+3=")["input_ids"], tok("7*8+100=")["input_ids"]]
+    completions = [tok("15", add_special_tokens=False)["input_ids"] + [2],
+                   tok("156 or so", add_special_tokens=False)["input_ids"]]
+    fast = completion_logps(model, prompts, completions, 0, torch.device("cpu"), with_entropy=True)
+    full = completion_logps(_NoLogitsToKeep(model), prompts, completions, 0, torch.device("cpu"), with_entropy=True)
+    for a, b in zip(fast, full, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_greedy_is_deterministic_without_a_seed(policy):
     model, _ = policy
     a = sample_completions(model, [[1, 9]], 2, max_new_tokens=5, end_ids={2}, pad_id=0,

@@ -146,17 +146,34 @@ class _Run:
             return 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
         return 1.0
 
-    def reference_logps(self, prompts, completions):
-        import torch
-
+    def reference_logps(self, prompts, completions, chunks: list[slice]):
+        """(N, T) reference log-probs (None when β = 0), computed micro-batch by micro-batch."""
         if self.config.loss.beta == 0:
             return None
         pad = int(self.tokenizer.pad_token_id)
-        with torch.no_grad():
-            if self.reference is not None:
-                return completion_logps(self.reference, prompts, completions, pad, self.device)[0]
-            with self.model.disable_adapter():  # LoRA: the reference is the adapter-disabled base model
-                return completion_logps(self.model, prompts, completions, pad, self.device)[0]
+        if self.reference is not None:
+            return chunked_logps(self.reference, prompts, completions, chunks, pad, self.device)
+        with self.model.disable_adapter():  # LoRA: the reference is the adapter-disabled base model
+            return chunked_logps(self.model, prompts, completions, chunks, pad, self.device)
+
+
+def chunked_logps(model, prompt_ids, completion_ids, chunks: list[slice], pad_id: int, device):
+    """(N, T) log-probs without gradient, one micro-batch at a time, padded to the batch's longest completion.
+
+    Each micro-batch is only as wide as its own longest completion; its columns are placed in an (N, T)
+    tensor of zeros, so micro-batches of unequal widths combine.
+    """
+    import torch
+
+    width = max(max((len(c) for c in completion_ids), default=0), 1)
+    out = None
+    with torch.no_grad():
+        for c in chunks:
+            logp = completion_logps(model, prompt_ids[c], completion_ids[c], pad_id, device)[0]  # (b, T_c)
+            if out is None:  # the dtype of the log-probs (fp32, or fp64 for a float64 model)
+                out = torch.zeros((len(completion_ids), width), dtype=logp.dtype, device=device)  # (N, T)
+            out[c, : logp.shape[1]] = logp
+    return out
 
 
 def _load_adapter_weights(model, folder: Path) -> None:
@@ -194,13 +211,11 @@ def _optimise(run: _Run, batch, advantages, packed, packed_sizes, times: dict[st
                        weight_sum=float(weights_all.sum()))
     chunks = _micro_batches(n, cfg.optim.micro_batch_size)
     t0 = time.perf_counter()
-    ref = run.reference_logps(batch.prompt_ids, batch.completion_ids)
+    ref = run.reference_logps(batch.prompt_ids, batch.completion_ids, chunks)
     times["reference"] = time.perf_counter() - t0
     old = None
-    if cfg.loss.mu > 1:
-        with torch.no_grad():
-            old = torch.cat([completion_logps(run.model, batch.prompt_ids[c], batch.completion_ids[c], pad, device)[0]
-                             for c in chunks]) if chunks else None
+    if cfg.loss.mu > 1:  # log π_old, recorded once before any update of this batch
+        old = chunked_logps(run.model, batch.prompt_ids, batch.completion_ids, chunks, pad, device)
     stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
     fwd = bwd = opt = 0.0
     for mu_pass in range(cfg.loss.mu):

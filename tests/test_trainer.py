@@ -15,7 +15,7 @@ from prm_probe.cli import main
 from prm_probe.collect import RewardError
 from prm_probe.config import config_from_dict
 from prm_probe.errors import CheckpointError, ConfigError, UnknownNameError
-from prm_probe.tasks import Score, ToyTree
+from prm_probe.tasks import Arithmetic, Score, ToyTree
 from prm_probe.trainer import problem_order, train
 from prm_probe.validate import validate_log
 
@@ -135,6 +135,29 @@ def test_kl_and_mu_paths_run(tmp_path):
 
 
 # --- bad input ---------------------------------------------------------------------------------------------
+
+
+class LengthTask(Arithmetic):
+    """Arithmetic prompts rewarded by completion length mod 3: reward variance and unequal lengths."""
+
+    def score(self, problem, completion, completion_ids):
+        return Score(float(len(completion_ids) % 3), {})
+
+
+def test_mu_and_kl_with_micro_batches_of_unequal_widths(tmp_path):
+    """μ = 2 and β > 0 with one completion per micro-batch: old and reference log-probs of unequal widths."""
+    def run(micro: int, name: str) -> list[dict]:
+        cfg = _config(task={"name": "tests.test_trainer:LengthTask", "train_size": 8, "val_size": 0},
+                      sampling={"max_new_tokens": 12}, loss={"beta": 0.04, "mu": 2},
+                      optim={"micro_batch_size": micro})
+        return _metrics(train(cfg, tmp_path / name))
+
+    whole, single = run(0, "whole"), run(1, "single")
+    assert whole[0]["completion_length_min"] < whole[0]["completion_length_max"]  # unequal widths happen
+    assert any(r["reward_std"] > 0 for r in whole)
+    for a, b in zip(whole, single, strict=True):
+        for key in ("loss", "grad_norm", "kl", "clip_fraction"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-7), key
 
 
 class NanTask(ToyTree):

@@ -187,6 +187,20 @@ def _load_adapter_weights(model, folder: Path) -> None:
     set_peft_model_state_dict(model, load_file(str(file)))
 
 
+def _clock(device) -> Callable[[], float]:
+    """``time.perf_counter`` that first waits for queued CUDA work, so phase times are real on a GPU."""
+    if getattr(device, "type", "cpu") != "cuda":
+        return time.perf_counter
+
+    import torch
+
+    def now() -> float:
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    return now
+
+
 def _micro_batches(n: int, size: int) -> list[slice]:
     size = n if size <= 0 else size
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
@@ -199,6 +213,7 @@ def _optimise(run: _Run, batch, advantages, packed, packed_sizes, times: dict[st
     from prm_probe.losses import BatchNorms, aggregate, per_token_terms, token_weights
 
     cfg, device = run.config, run.device
+    now = _clock(device)
     pad = int(run.tokenizer.pad_token_id)
     n = len(batch.completion_ids)
     width = max(max((len(c) for c in batch.completion_ids), default=0), 1)
@@ -210,9 +225,9 @@ def _optimise(run: _Run, batch, advantages, packed, packed_sizes, times: dict[st
     norms = BatchNorms(n_sequences=n, n_tokens=int(lengths.sum()), max_new_tokens=cfg.sampling.max_new_tokens,
                        weight_sum=float(weights_all.sum()))
     chunks = _micro_batches(n, cfg.optim.micro_batch_size)
-    t0 = time.perf_counter()
+    t0 = now()
     ref = run.reference_logps(batch.prompt_ids, batch.completion_ids, chunks)
-    times["reference"] = time.perf_counter() - t0
+    times["reference"] = now() - t0
     old = None
     if cfg.loss.mu > 1:  # log π_old, recorded once before any update of this batch
         old = chunked_logps(run.model, batch.prompt_ids, batch.completion_ids, chunks, pad, device)
@@ -221,7 +236,7 @@ def _optimise(run: _Run, batch, advantages, packed, packed_sizes, times: dict[st
     for mu_pass in range(cfg.loss.mu):
         total_loss = 0.0
         for c in chunks:
-            t1 = time.perf_counter()
+            t1 = now()
             logp, mask, ent = completion_logps(run.model, batch.prompt_ids[c], batch.completion_ids[c], pad, device,
                                                with_entropy=mu_pass == 0)
             cols = logp.shape[1]
@@ -230,9 +245,9 @@ def _optimise(run: _Run, batch, advantages, packed, packed_sizes, times: dict[st
             terms = per_token_terms(logp, old_c, adv[c], ref_c, cfg.loss.eps_low, cfg.loss.eps_high, cfg.loss.beta)
             w = weights_all[c][:, :cols]
             loss = aggregate(cfg.loss.aggregation, terms["loss"], w, mask, norms, cfg.loss.renormalise)
-            t2 = time.perf_counter()
+            t2 = now()
             loss.backward()
-            t3 = time.perf_counter()
+            t3 = now()
             fwd, bwd = fwd + (t2 - t1), bwd + (t3 - t2)
             total_loss += float(loss.detach())
             if mu_pass == 0:
@@ -240,7 +255,7 @@ def _optimise(run: _Run, batch, advantages, packed, packed_sizes, times: dict[st
                 stats["kl"] += float((terms["kl"].detach() * mask).sum()) / tok
                 stats["clip_fraction"] += float((terms["clipped"].float() * mask).sum()) / tok
                 stats["entropy"] += float((ent * mask).sum()) / tok
-        t4 = time.perf_counter()
+        t4 = now()
         params = [p for p in run.model.parameters() if p.requires_grad]
         if cfg.optim.max_grad_norm > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm)
@@ -248,7 +263,7 @@ def _optimise(run: _Run, batch, advantages, packed, packed_sizes, times: dict[st
             norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
         run.optimizer.step()
         run.optimizer.zero_grad(set_to_none=True)
-        opt += time.perf_counter() - t4
+        opt += now() - t4
         if mu_pass == 0:
             stats["loss"], stats["grad_norm"] = total_loss, float(norm)
     run.scheduler.step()
@@ -284,15 +299,16 @@ def _one_step(run: _Run, step: int) -> dict[str, Any]:
 
     cfg, s = run.config, run.config.sampling
     times: dict[str, float] = {}
-    t0 = time.perf_counter()
+    now = _clock(run.device)
+    t0 = now()
     idx = problem_order(len(run.train_problems), cfg.seed, step, s.prompts_per_step)
     problems = [run.train_problems[i] for i in idx]
     gen = torch.Generator(device=run.device).manual_seed(step_seed(cfg.seed, step))
     batch = collect_groups(run.model, run.tokenizer, run.task, problems, group_size=s.group_size, generator=gen,
                            max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p,
                            top_k=s.top_k, chat_template=s.chat_template)
-    times["generate_and_score"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
+    times["generate_and_score"] = now() - t0
+    t1 = now()
     advantages = group_advantages(torch.as_tensor(batch.reward, dtype=torch.float64), s.group_size,
                                   scale=cfg.loss.scale_rewards).numpy()
     lengths = [len(c) for c in batch.completion_ids]
@@ -301,12 +317,12 @@ def _one_step(run: _Run, step: int) -> dict[str, Any]:
     tokens = np.fromiter((t for c in batch.completion_ids for t in c), dtype=np.int32, count=int(offsets[-1]))
     packed = PackedGroups(tokens, offsets, np.arange(0, len(lengths) + 1, s.group_size, dtype=np.int64))
     ps = process_sets(packed)
-    times["process_sets"] = time.perf_counter() - t1
+    times["process_sets"] = now() - t1
     loss_stats = _optimise(run, batch, advantages, packed, ps.size, times)
-    t2 = time.perf_counter()
+    t2 = now()
     table = batch_table(batch, run_id=cfg.run_id, step=step, advantages=advantages)
     write_rollouts(table, run.out / "rollouts" / f"step-{step:06d}.parquet", metadata=_log_metadata(run))
-    times["write"] = time.perf_counter() - t2
+    times["write"] = now() - t2
     groups = batch.reward.reshape(-1, s.group_size)
     record = {
         "step": step,
@@ -322,7 +338,7 @@ def _one_step(run: _Run, step: int) -> dict[str, Any]:
         "lr": float(run.scheduler.get_last_lr()[0]),
         **live_overlap_metrics(ps, batch.reward),
         **{f"time_{k}": v for k, v in times.items()},
-        "time_step": time.perf_counter() - t0,
+        "time_step": now() - t0,
     }
     return record
 

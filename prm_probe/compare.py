@@ -1,8 +1,9 @@
 """Compare training runs (GRPO vs λ-GRPO): seed-averaged learning curves, per-run summaries and tests.
 
-Reads run folders written by :func:`prm_probe.trainer.train` (``config.json``, ``metrics.jsonl``,
-``validation.jsonl``), pools the runs of each algorithm as its seeds, and measures the paper's claim that
-λ-GRPO "reaches peak performance more rapidly" (SCIENCE.md §7.3; the paper shows no curves or step counts).
+Reads run folders (:mod:`prm_probe.runs`: ``config.json``, ``metrics.jsonl``, ``validation.jsonl``, written
+by :func:`prm_probe.trainer.train`, or for TRL runs by :class:`~prm_probe.trl_record.RunRecordCallback`), pools
+the runs of each algorithm as its seeds, and measures the paper's claim that λ-GRPO "reaches peak performance
+more rapidly" (SCIENCE.md §7.3; the paper shows no curves or step counts).
 
 Definitions, on one run's curve of ``(step, value)`` points (missing values dropped):
 
@@ -20,19 +21,16 @@ Definitions, on one run's curve of ``(step, value)`` points (missing values drop
   from a numpy Generator seeded with ``(seed, algorithm index)``.
 
 Not done here: reading rollouts (see :mod:`prm_probe.stats`), corrections for multiple comparisons, and
-drawing (figures come from :mod:`prm_probe.plots` when it provides ``plot_curves``). scipy is imported lazily.
+drawing (figures come from :mod:`prm_probe.plots`). scipy and matplotlib are imported lazily.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
-import json
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,164 +38,27 @@ import numpy as np
 import pandas as pd
 
 from prm_probe.errors import CheckpointError, ConfigError, close_matches
+from prm_probe.runs import (
+    MATCHED_SETTINGS,
+    Labels,
+    Run,
+    _describe,
+    _flat,
+    _setting,
+    algorithm_label,
+    config_differences,
+    load_run,
+)
 
 __all__ = ["MATCHED_SETTINGS", "OVERLAP_METRICS", "QUANTITIES", "Run", "RunComparison", "algorithm_label",
            "compare_runs", "config_differences", "curve_summary", "hedges_g", "load_run"]
 
 log = logging.getLogger(__name__)
 
-MATCHED_SETTINGS = ("task.name", "task.options", "sampling.group_size", "sampling.prompts_per_step", "steps",
-                    "model.name", "sampling.max_new_tokens")
 OVERLAP_METRICS = ("path_depth_mean", "intermediate_proportion_mean", "nontrivial_fraction")
 QUANTITIES = ("peak", "step_to_95", "final", "auc")
 CURVE_COLUMNS = ("metric", "algorithm", "step", "mean", "lower", "upper", "n_seeds")
 _POOLING_EXEMPT = ("seed", "run_id", "device", "schedule.")
-Labels = Mapping[str, str] | Iterable[tuple[str, str]]
-
-
-def _setting(config: Mapping[str, Any], dotted: str) -> Any:
-    value: Any = config
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, Mapping) else None
-    return value
-
-
-def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        nested = isinstance(value, Mapping) and value
-        out.update(_flat(value, f"{prefix}{key}.") if nested else {f"{prefix}{key}": value})
-    return out
-
-
-def _show(value: Any) -> str:
-    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
-
-
-def _describe(differences: Mapping[str, list[Any]]) -> str:
-    return "; ".join(f"{k} ({' vs '.join(map(_show, v))})" for k, v in differences.items())
-
-
-def algorithm_label(config: Mapping[str, Any]) -> str:
-    """Name a run's algorithm from its config: ``GRPO`` (uniform), ``λ-GRPO`` (process_set), ``+ (renormalised)``.
-
-    Example:
-        >>> algorithm_label({"loss": {"weighting": "process_set", "renormalise": True}})
-        'λ-GRPO (renormalised)'
-    """
-    weighting = _setting(config, "loss.weighting") or "uniform"
-    name = {"uniform": "GRPO", "process_set": "λ-GRPO"}.get(weighting, str(weighting))
-    return name + (" (renormalised)" if _setting(config, "loss.renormalise") else "")
-
-
-@dataclass
-class Run:
-    """One run folder: its config, algorithm label, seed, per-step metrics and validation records.
-
-    ``metrics`` has one row per step (``step`` plus every key of ``metrics.jsonl``); ``validation`` one row per
-    validation (``step``, ``val_accuracy``, ``val_reward_mean``, ...), taken from ``validation.jsonl`` or, when
-    that file is missing, from the ``val_*`` keys of ``metrics.jsonl``.
-    """
-
-    path: Path
-    config: dict[str, Any] = field(repr=False)
-    algorithm: str
-    seed: int
-    metrics: pd.DataFrame = field(repr=False)
-    validation: pd.DataFrame = field(repr=False)
-
-    @property
-    def name(self) -> str:
-        """The run id from the config, or the folder name."""
-        return str(self.config.get("run_id") or self.path.name)
-
-    def columns(self) -> set[str]:
-        """Names of the numeric metrics this run holds."""
-        cols = set(self.metrics.select_dtypes("number").columns) | set(self.validation.select_dtypes("number").columns)
-        return cols - {"step"}
-
-    def values(self, metric: str) -> pd.DataFrame:
-        """The curve of ``metric``: columns ``step`` (int) and ``value`` (float), missing values dropped."""
-        source = self.validation if metric in self.validation.columns else self.metrics
-        if metric not in source.columns:
-            return pd.DataFrame({"step": pd.Series(dtype="int64"), "value": pd.Series(dtype="float64")})
-        frame = pd.DataFrame({"step": source["step"].astype("int64"),
-                              "value": pd.to_numeric(source[metric], errors="coerce").astype("float64")})
-        return frame.dropna().sort_values("step").reset_index(drop=True)
-
-
-def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int]]:
-    """Records of a JSONL file that are objects with an integer ``step``, and the numbers of the other lines."""
-    records, bad = [], []
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise CheckpointError(f"'{path}' cannot be read ({exc.strerror}); expected a readable JSONL file; "
-                              "check its permissions") from None
-    for number, line in filter(lambda item: item[1].strip(), enumerate(lines, 1)):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if isinstance(record, dict) and isinstance(record.get("step"), int):
-            records.append(record)
-        else:
-            bad.append(number)
-    frame = pd.DataFrame.from_records(records)
-    if len(frame):
-        frame = frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
-    return frame, bad
-
-
-def load_run(path: str | os.PathLike, labels: Labels | None = None) -> Run:
-    """Read one run folder; unreadable JSONL lines (e.g. a last line cut mid-JSON) are dropped with a warning.
-
-    Args:
-        path: a folder written by ``prm-probe train``.
-        labels: ``NAME -> GLOB`` pairs; the first glob matching the path string (or the folder name, with
-            :func:`fnmatch.fnmatch`) names the run's algorithm instead of :func:`algorithm_label`.
-
-    Raises:
-        CheckpointError: the folder, ``config.json`` or ``metrics.jsonl`` is missing or unreadable, or
-            ``metrics.jsonl`` holds no valid line.
-    """
-    run_dir = Path(path)
-    hint = "expected a folder written by `prm-probe train`"
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run '{run_dir}' is not a folder; {hint}; check the path")
-    try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"run '{run_dir}' has no config.json; {hint}; check the path") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"run '{run_dir}' has an unreadable config.json ({str(exc).splitlines()[0]}); "
-                              f"{hint}; restore or remove the run") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"run '{run_dir}' has a config.json that is not an object; {hint}; restore it")
-    if not (run_dir / "metrics.jsonl").is_file():
-        raise CheckpointError(f"run '{run_dir}' has no metrics.jsonl; {hint}; check the path or rerun it")
-    metrics, bad = _read_jsonl(run_dir / "metrics.jsonl")
-    if metrics.empty:
-        raise CheckpointError(f"run '{run_dir}' has no valid line in metrics.jsonl; expected one JSON object per "
-                              "step; rerun or resume it")
-    if bad:
-        log.warning("run '%s': dropped %d unreadable line(s) of metrics.jsonl (line %s; truncated?); using %d",
-                    run_dir, len(bad), ", ".join(map(str, bad[:5])), len(metrics))
-    validation = pd.DataFrame({"step": pd.Series(dtype="int64")})
-    if (run_dir / "validation.jsonl").is_file():
-        validation, bad = _read_jsonl(run_dir / "validation.jsonl")
-        if bad:
-            log.warning("run '%s': dropped %d unreadable line(s) of validation.jsonl", run_dir, len(bad))
-    val_cols = [c for c in metrics.columns if c.startswith("val_")]
-    if validation.empty and val_cols:
-        validation = metrics[["step", *val_cols]].dropna(how="all", subset=val_cols).reset_index(drop=True)
-    pairs = list(labels.items()) if isinstance(labels, Mapping) else list(labels or [])
-    label = next((str(name) for name, pattern in pairs
-                  if fnmatch.fnmatch(str(run_dir), pattern) or fnmatch.fnmatch(run_dir.name, pattern)),
-                 algorithm_label(config))
-    seed = config.get("seed")
-    return Run(path=run_dir, config=config, algorithm=label, seed=int(seed) if isinstance(seed, (int, float)) else 0,
-               metrics=metrics, validation=validation)
 
 
 def curve_summary(steps: Sequence[float], values: Sequence[float]) -> dict[str, float]:
@@ -416,7 +277,7 @@ class RunComparison:
     def write(self, out_dir: str | os.PathLike, metric: str | None = None, *, figures: bool = True) -> list[Path]:
         """Write ``summary.md``, ``runs.csv``, ``tests.csv`` and ``curves.csv`` (the metric's curves stacked with
         :meth:`overlap`) atomically into ``out_dir``, plus (``figures``) ``curves_<metric>`` and ``overlap``
-        figures, PNG and PDF, when :mod:`prm_probe.plots` provides ``plot_curves``. Returns the written paths."""
+        figures, PNG and PDF. Returns the written paths."""
         from prm_probe.files import atomic_path, write_text_atomic
 
         metric = metric or self.metric
@@ -433,14 +294,11 @@ class RunComparison:
 
 
 def _write_figures(out: Path, metric: str, curve: pd.DataFrame, overlap: pd.DataFrame) -> list[Path]:
-    """``curves_<metric>`` and ``overlap`` figures (PNG + PDF) via :mod:`prm_probe.plots`, when it is there."""
-    try:
-        from matplotlib.figure import Figure
+    """``curves_<metric>`` and ``overlap`` figures (PNG + PDF) drawn with :func:`prm_probe.plots.plot_curves`."""
+    from matplotlib.figure import Figure
 
-        from prm_probe.plots import plot_curves, save_figure, theme
-    except (ImportError, AttributeError):
-        log.info("prm_probe.plots has no plot_curves; no figures written")
-        return []
+    from prm_probe.plots import plot_curves, save_figure, theme
+
     panels = {f"curves_{metric}": [(metric, curve)]}
     if len(overlap):
         panels["overlap"] = [(m, overlap[overlap["metric"] == m]) for m in dict.fromkeys(overlap["metric"])]
@@ -469,16 +327,6 @@ def _mean_sd(column: pd.Series, digits: int) -> str:
 def _md_table(head: list[str], body: list[list[str]]) -> list[str]:
     rows = [head, ["---"] * len(head), *body]
     return ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-
-
-def config_differences(runs: Sequence[Run], keys: Sequence[str] = MATCHED_SETTINGS) -> dict[str, list[Any]]:
-    """Settings among ``keys`` on which ``runs`` disagree, each with its distinct values in order of appearance."""
-    out = {}
-    for key in keys:
-        values = list({_show(_setting(r.config, key)): _setting(r.config, key) for r in runs}.values())
-        if len(values) > 1:
-            out[key] = values
-    return out
 
 
 def compare_runs(paths: Sequence[str | os.PathLike], labels: Labels | None = None, force: bool = False,

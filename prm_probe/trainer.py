@@ -16,6 +16,7 @@ Not here: loading models (``models``), tasks (``tasks``), the loss algebra (``lo
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -42,14 +43,19 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step, 0x5A17]).generate_state(1)[0])
 
 
+@functools.lru_cache(maxsize=4)
+def _epoch_permutation(n_problems: int, seed: int, epoch: int) -> np.ndarray:
+    perm = np.random.default_rng([seed, epoch]).permutation(n_problems)
+    perm.flags.writeable = False  # shared by every caller through the cache
+    return perm
+
+
 def problem_order(n_problems: int, seed: int, step: int, per_step: int) -> list[int]:
     """Indices of the problems of ``step``: a fresh permutation of the training split each epoch."""
     out = []
     for j in range(per_step):
-        pos = step * per_step + j
-        epoch, k = divmod(pos, n_problems)
-        perm = np.random.default_rng([seed, epoch]).permutation(n_problems)
-        out.append(int(perm[k]))
+        epoch, k = divmod(step * per_step + j, n_problems)
+        out.append(int(_epoch_permutation(n_problems, seed, epoch)[k]))
     return out
 
 

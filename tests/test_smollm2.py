@@ -57,3 +57,20 @@ def test_smollm2_one_training_step_and_a_sample(tmp_path, smol_cache):
     assert main(["sample", "smollm2-135m", "--task", "arithmetic", "--groups", "1", "--group-size", "2",
                  "--max-new-tokens", "8", "--device", "cpu", "-o", str(out), "-q"]) == 0
     assert validate_log(out).ok
+
+
+def test_smollm2_trains_one_lambda_grpo_step_on_trl(smol_cache, tmp_path):
+    """The TRL path on a real chat model: chat template, EOS = pad, a valid rollout log and run files."""
+    pytest.importorskip("trl")
+    from prm_probe import overlap_stats, validate_log
+    from prm_probe.trl_run import main
+
+    out = tmp_path / "trl"
+    assert main(["--model", "smollm2-135m", "--task", "arithmetic", "--out", str(out), "--steps", "1",
+                 "--num-generations", "4", "--per-device-batch", "4", "--max-completion-length", "16",
+                 "--beta", "0.04", "--set", "save_strategy=\"no\"", "--set", "disable_tqdm=true"]) == 0
+    assert validate_log(out / "rollouts").ok
+    stats = overlap_stats(out / "rollouts")
+    assert int(stats.steps["groups"].iloc[0]) == 1
+    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["step"] == 1 and np.isfinite(metrics[0]["loss"]) and "path_depth_mean" in metrics[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -39,14 +40,22 @@ class DroppingTokenizer:
 
 
 def _trl_parquet(folder: Path) -> Path:
+    """A copy of the shipped TRL fixture (tests/data/foreign/trl, made by make_trl_fixture.py) under ``folder``."""
     comp = folder / "completions"
-    comp.mkdir(parents=True)
-    pd.DataFrame({"step": [5] * 4, "prompt": ["Q: a", "Q: a", "Q: b", "Q: b"], "completion": ["xy", "y", "z", "zz"],
-                  "acc": [1.0, 0.0, 1.0, 1.0], "fmt": [0.5, 0.5, 0.0, 0.5],
-                  "advantage": [0.1, -0.1, 0.0, 0.0]}).to_parquet(comp / "completions_00005.parquet")
-    pd.DataFrame({"step": [10] * 2, "prompt": ["Q: c"] * 2, "completion": ["1", "2"], "acc": [0.0, 1.0],
-                  "fmt": [0.0, 0.0], "advantage": [-1.0, 1.0]}).to_parquet(comp / "completions_00010.parquet")
+    shutil.copytree(FOREIGN / "trl", comp)
     return comp
+
+
+def test_shipped_trl_fixture_matches_its_hand_written_rows():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_trl_fixture", FOREIGN / "make_trl_fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shipped = sorted(p.name for p in (FOREIGN / "trl").glob("*.parquet"))
+    assert shipped == sorted(module.ROWS)
+    for name, frame in module.frames().items():
+        pd.testing.assert_frame_equal(pd.read_parquet(FOREIGN / "trl" / name), frame)
 
 
 def _meta(table) -> dict[str, str]:

@@ -78,6 +78,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
     Attributes:
         telemetry: the :class:`~prm_probe.trl_telemetry.OverlapTelemetry` of this run
             (``telemetry.last_metrics`` holds the latest batch's statistics).
+        run_record: the :class:`~prm_probe.trl_record.RunRecordCallback` writing the run files, or None.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -92,9 +93,12 @@ class LambdaGRPOTrainer(GRPOTrainer):
                                   "settings or set process_set_weighting=False")
         self.telemetry = OverlapTelemetry(self, getattr(self.args, "rollout_log_dir", None),
                                           log_metrics=bool(getattr(self.args, "overlap_telemetry", True)))
+        self._prm_probe_telemetry = self.telemetry  # attach_overlap_telemetry refuses to add a second one
+        self.run_record: RunRecordCallback | None = None
         if getattr(self.args, "run_record", True):
-            self.add_callback(RunRecordCallback(task=getattr(self.args, "task_name", None),
-                                                weighting="process_set" if self.process_set_weighting else "uniform"))
+            self.run_record = RunRecordCallback(task=getattr(self.args, "task_name", None),
+                                                weighting="process_set" if self.process_set_weighting else "uniform")
+            self.add_callback(self.run_record)
 
     def _calculate_rewards(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         rewards = super()._calculate_rewards(*args, **kwargs)

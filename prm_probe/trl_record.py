@@ -26,12 +26,23 @@ from transformers import TrainerCallback
 
 from prm_probe.files import append_jsonl, truncate_jsonl, write_text_atomic
 
-__all__ = ["RunRecordCallback", "metric_name"]
+__all__ = ["TRL_SETTINGS", "RunRecordCallback", "metric_name", "trl_settings"]
+
+#: The TRL arguments recorded with a run (``config.json``'s ``trl`` table, the rollout log's ``config``).
+TRL_SETTINGS = ("num_generations", "loss_type", "beta", "epsilon", "epsilon_high", "learning_rate", "temperature",
+                "max_completion_length", "scale_rewards", "num_iterations", "generation_batch_size",
+                "steps_per_generation", "per_device_train_batch_size", "gradient_accumulation_steps", "use_vllm",
+                "use_bias_correction_kl", "mask_truncated_completions", "process_set_weighting")
 
 _RENAMES = {"reward": "reward_mean", "learning_rate": "lr", "completions/mean_length": "completion_length_mean",
             "frac_reward_zero_std": "zero_std_fraction"}
 _SKIP = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos",
          "epoch")
+
+
+def trl_settings(args: Any) -> dict[str, Any]:
+    """The :data:`TRL_SETTINGS` of TRL arguments ``args`` (None where a field does not exist)."""
+    return {k: getattr(args, k, None) for k in TRL_SETTINGS}
 
 
 def metric_name(key: str) -> str:
@@ -82,9 +93,6 @@ class RunRecordCallback(TrainerCallback):
         g = int(args.num_generations)
         rows_per_step = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
         name = self.model_name or getattr(getattr(model, "config", None), "_name_or_path", None)
-        trl_keys = ("loss_type", "beta", "epsilon", "epsilon_high", "scale_rewards", "num_iterations",
-                    "generation_batch_size", "steps_per_generation", "per_device_train_batch_size",
-                    "gradient_accumulation_steps", "use_vllm", "use_bias_correction_kl", "mask_truncated_completions")
         return {
             "run_id": args.run_name or Path(args.output_dir).name, "seed": int(args.seed),
             "steps": int(args.max_steps), "backend": f"trl {trl.__version__}",
@@ -95,7 +103,7 @@ class RunRecordCallback(TrainerCallback):
             "loss": {"weighting": weighting, "renormalise": False, "aggregation": args.loss_type,
                      "beta": float(args.beta)},
             "optim": {"lr": float(args.learning_rate)},
-            "trl": {k: getattr(args, k, None) for k in trl_keys},
+            "trl": trl_settings(args),
         }
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:

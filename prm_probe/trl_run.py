@@ -100,7 +100,6 @@ def build_trainer(ns: argparse.Namespace):
 
     from prm_probe.tasks import get_task
     from prm_probe.trl_grpo import LambdaGRPOConfig, LambdaGRPOTrainer
-    from prm_probe.trl_record import RunRecordCallback
 
     out = Path(ns.out)
     if ns.model == "tiny":
@@ -141,9 +140,8 @@ def build_trainer(ns: argparse.Namespace):
         raise ConfigError(f"{exc}; expected LambdaGRPOConfig fields; check the --set keys") from None
     trainer = LambdaGRPOTrainer(model=model, reward_funcs=task_reward, args=args, train_dataset=data,
                                 processing_class=tokenizer)
-    for callback in trainer.callback_handler.callbacks:
-        if isinstance(callback, RunRecordCallback):
-            callback.model_name = ns.model  # as given ("tiny", a hub id or a path), so runs match by name
+    if trainer.run_record is not None:
+        trainer.run_record.model_name = ns.model  # as given ("tiny", a hub id or a path), so runs match by name
     return trainer
 
 

@@ -184,8 +184,8 @@ class OverlapTelemetry:
                 metrics[f"overlap/{key}"].append(value)
         if train and self.rollout_log_dir is not None and trainer.accelerator.is_main_process:
             self._write_log(batch, packed, reward, parts)
-        width = output["completion_ids"].size(1)
-        sizes = packed.to_padded(ps.size, max(width, batch.completion_ids.shape[1]), fill=1)[batch.local_rows, :width]
+        width = output["completion_ids"].size(1)  # <= the gathered width, which every process was padded to
+        sizes = packed.to_padded(ps.size, batch.completion_ids.shape[1], fill=1)[batch.local_rows, :width]
         return torch.as_tensor(sizes, dtype=torch.float32, device=output["completion_ids"].device)
 
     def _write_log(self, batch: GatheredBatch, packed: Any, reward: NDArray[np.float64] | None,
@@ -218,10 +218,10 @@ class OverlapTelemetry:
             cols["advantage"] = pa.array(batch.advantages, pa.float32())
         for name, values in parts.items():
             cols[f"reward_{name}"] = pa.array(values, pa.float64())
+        from prm_probe.trl_record import trl_settings
+
         tok = _tokenizer(trainer)
-        settings = {k: getattr(trainer.args, k, None) for k in (
-            "num_generations", "loss_type", "beta", "epsilon", "epsilon_high", "learning_rate", "temperature",
-            "max_completion_length", "scale_rewards", "num_iterations", "process_set_weighting")}
+        settings = trl_settings(trainer.args)
         meta = {"prm_probe.token_source": "sampled", "tokenizer": str(getattr(tok, "name_or_path", "")),
                 "eos_token_id": str(tok.eos_token_id), "pad_token_id": str(_pad_id(trainer)),
                 "model": str(getattr(getattr(trainer.model, "config", None), "_name_or_path", "")),

@@ -372,3 +372,9 @@ def test_evaluation_batches_get_eval_overlap_metrics_and_validation_records(tiny
     assert [x["step"] for x in lines] == [1, 2]
     assert {"val_reward_mean", "val_path_depth_mean", "val_gradient_mass_ratio"} <= lines[0].keys()
     assert len(list((tmp_path / "rollouts").glob("*.parquet"))) == 2  # training batches only
+
+
+def test_attaching_telemetry_to_a_lambda_trainer_is_refused(tiny_folder, tmp_path):
+    trainer = _trainer(tiny_folder, tmp_path)
+    with pytest.raises(ConfigError, match="built in"):
+        attach_overlap_telemetry(trainer)

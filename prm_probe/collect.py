@@ -16,7 +16,7 @@ import numpy as np
 
 from prm_probe.errors import PrmProbeError
 
-__all__ = ["GroupBatch", "RewardError", "batch_table", "collect_groups", "sample_log"]
+__all__ = ["GroupBatch", "RewardError", "batch_table", "collect_groups", "sample_log", "score_completion"]
 
 
 class RewardError(PrmProbeError):
@@ -49,7 +49,8 @@ class GroupBatch:
     components: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _score(task, problem, text: str, ids: list[int]):
+def score_completion(task, problem, text: str, ids: list[int]):
+    """``task.score`` with its failures as :class:`RewardError` (the prompt named) and its values checked finite."""
     try:
         score = task.score(problem, text, ids)
     except Exception as exc:  # a user's reward function: report it with the prompt named
@@ -86,7 +87,7 @@ def collect_groups(model, tokenizer, task, problems, *, group_size: int, generat
     comps: dict[str, np.ndarray] = {}
     for row, (text, ids) in enumerate(zip(texts, out.completion_ids, strict=True)):
         problem = problems[row // group_size]
-        score = _score(task, problem, text, ids)
+        score = score_completion(task, problem, text, ids)
         rewards[row] = float(score.reward)
         for k, v in score.components.items():
             comps.setdefault(k, np.zeros(len(texts)))[row] = float(v)

@@ -131,6 +131,13 @@ class ScheduleConfig:
     val_every: int = _f(0, "validate every N steps (0: only at the end)")
     save_every: int = _f(0, "checkpoint every N steps (0: only at the end)")
     keep_checkpoints: int = _f(2, "keep this many newest checkpoints")
+    rollouts_every: int = _f(1, "write the rollout log of every N-th step, and of the last (0: never)")
+
+    def __post_init__(self) -> None:
+        if min(self.val_every, self.save_every, self.rollouts_every) < 0 or self.keep_checkpoints < 1:
+            raise ConfigError("schedule.val_every, save_every and rollouts_every must be >= 0 and keep_checkpoints "
+                              f">= 1; got {self.val_every}, {self.save_every}, {self.rollouts_every}, "
+                              f"{self.keep_checkpoints}; fix the schedule")
 
 
 @dataclass(frozen=True, kw_only=True)

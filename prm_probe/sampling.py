@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from prm_probe.distribution import policy_log_probs, truncate
+
 __all__ = ["Completions", "left_pad", "process_logits", "sample_completions"]
 
 
@@ -27,7 +29,8 @@ class Completions:
     Attributes:
         prompt_ids: (B,) prompt token ids per row.
         completion_ids: (B,) completion token ids, the end token included when one was sampled.
-        logps: (B,) sampler log-probs of each completion token (after temperature and filtering).
+        logps: (B,) log-probs of each completion token under the policy distribution (temperature and allowed-token
+            mask applied; top-k/top-p truncation not, as in training: :mod:`prm_probe.distribution`).
         finish_reason: (B,) ``"stop"`` or ``"length"``.
     """
 
@@ -51,23 +54,12 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device=None) -> tuple[t
 
 def process_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                    allowed: torch.Tensor | None = None) -> torch.Tensor:
-    """Turn (B, V) logits into (B, V) sampling log-probs: allowed-token mask, temperature, top-k, top-p."""
-    x = logits.float()
-    if allowed is not None:
-        block = torch.full_like(x, float("-inf"))
-        block[:, allowed] = 0.0
-        x = x + block
-    x = x / temperature
-    if top_k > 0 and top_k < x.shape[-1]:
-        kth = torch.topk(x, top_k, dim=-1).values[:, -1:]  # (B, 1)
-        x = x.masked_fill(x < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_x, order = torch.sort(x, dim=-1, descending=True)
-        probs = torch.softmax(sorted_x, dim=-1)
-        drop = probs.cumsum(dim=-1) - probs > top_p  # keep the smallest prefix reaching top_p
-        sorted_x = sorted_x.masked_fill(drop, float("-inf"))
-        x = torch.full_like(x, float("-inf")).scatter(-1, order, sorted_x)
-    return torch.log_softmax(x, dim=-1)
+    """(B, V) log-probs the sampler **draws** from: the policy (allowed-token mask, temperature), then top-k/top-p.
+
+    The policy itself (what is recorded and trained) is :func:`prm_probe.distribution.policy_log_probs`;
+    top-k/top-p only truncate the draw (see :mod:`prm_probe.distribution`).
+    """
+    return truncate(policy_log_probs(logits, temperature, allowed), top_k, top_p)
 
 
 def forward_parameters(model) -> frozenset[str]:
@@ -128,11 +120,12 @@ def sample_completions(model, prompts: Sequence[Sequence[int]], group_size: int,
             out = model(input_ids=step_ids, attention_mask=attn, position_ids=step_pos, use_cache=True,
                         **{cache_kw: past}, **last_only)
         past = out[cache_kw] if cache_kw in out else out.past_key_values
-        logp = process_logits(out.logits[:, -1, :], temperature, top_k, top_p, allowed)  # (B, V)
+        logp = policy_log_probs(out.logits[:, -1, :], temperature, allowed)  # (B, V) the policy
         if greedy:
             tok = logp.argmax(dim=-1)  # (B,)
         else:
-            tok = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)  # (B,)
+            draw = truncate(logp, top_k, top_p)  # (B, V) the sampler's (possibly truncated) distribution
+            tok = torch.multinomial(draw.exp(), 1, generator=generator).squeeze(1)  # (B,)
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
         out_tokens[:, t] = tok
         out_logps[:, t] = logp.gather(1, tok.unsqueeze(1)).squeeze(1).masked_fill(done, 0.0)

@@ -224,6 +224,14 @@ class Task:
         """Score one completion of ``problem``; never raises on garbage (reward 0)."""
         raise NotImplementedError
 
+    def enumerate_completions(self, tokenizer: Any) -> list[tuple[list[int], str]] | None:
+        """Every completion the policy can produce (token ids, text), when that set is finite and small; else None.
+
+        Tasks that return a list let the trainer log exact expectations under the current policy
+        (``expected_reward``, ``target_probability``) instead of estimates from the step's samples.
+        """
+        return None
+
     def _generated(self, split: str, make_one: Callable[[np.random.Generator], tuple[str, str, dict]]) -> list[Problem]:
         """Problems from ``make_one(rng)``; validation prompts are unique and never appear in train."""
         if split == "train":
@@ -322,6 +330,20 @@ class ToyTree(Task):
                               "tokens; pick other actions")
         self._id_to_action = dict(zip(ids, self.actions))
         return ids
+
+    #: the most paths :meth:`enumerate_completions` lists (depth 12 with two actions)
+    MAX_ENUMERATED: ClassVar[int] = 4096
+
+    def enumerate_completions(self, tokenizer: Any) -> list[tuple[list[int], str]] | None:
+        """All ``2^depth`` paths as (token ids, text) (None beyond :attr:`MAX_ENUMERATED` paths)."""
+        if 2 ** self.depth > self.MAX_ENUMERATED:
+            return None
+        ids = self.allowed_token_ids(tokenizer)
+        out = []
+        for n in range(2 ** self.depth):
+            bits = [(n >> (self.depth - 1 - i)) & 1 for i in range(self.depth)]
+            out.append(([ids[b] for b in bits], "".join(self.actions[b] for b in bits)))
+        return out
 
     def score(self, problem: Problem, completion: str, completion_ids: list[int]) -> Score:
         if self._id_to_action is None:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from prm_probe.errors import CheckpointError
 from prm_probe.files import append_jsonl, truncate_jsonl
 
 __all__ = ["completion_logps", "problem_order", "step_seed", "train"]
+
+if TYPE_CHECKING:
+    from prm_probe.distribution import PolicyDistribution
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +62,23 @@ def problem_order(n_problems: int, seed: int, step: int, per_step: int) -> list[
     return out
 
 
-def completion_logps(model, prompt_ids, completion_ids, pad_id: int, device, with_entropy: bool = False):
-    """Per-token log π(y_t | x, y_<t) of each completion (left-padded prompts, right-padded completions).
+def completion_logps(model, prompt_ids, completion_ids, pad_id: int, device, with_entropy: bool = False,
+                     dist: PolicyDistribution | None = None):
+    """Per-token log π(y_t | x, y_<t) of each completion under the policy distribution ``dist``.
+
+    ``dist`` (temperature, allowed tokens) must be the sampler's (:mod:`prm_probe.distribution`); the default
+    is the plain full-vocabulary softmax at temperature 1. Prompts are left-padded, completions right-padded.
 
     Returns:
-        ``logp`` (B, T) float32, ``mask`` (B, T) float32, and ``entropy`` (B, T) float32 (zeros unless asked).
+        ``logp`` (B, T) float32 (float64 for a float64 model; 0 on padding), ``mask`` (B, T) float32, and
+        ``entropy`` (B, T) of the policy distribution (zeros unless asked).
     """
     import torch
 
+    from prm_probe.distribution import PolicyDistribution
     from prm_probe.sampling import last_logits_kwargs, left_pad
 
+    dist = dist or PolicyDistribution()
     p_ids, p_mask = left_pad(prompt_ids, pad_id, device)  # (B, P)
     width = max((len(c) for c in completion_ids), default=0)
     c_ids = torch.full((len(completion_ids), max(width, 1)), pad_id, dtype=torch.long)
@@ -89,13 +99,10 @@ def completion_logps(model, prompt_ids, completion_ids, pad_id: int, device, wit
         logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, **keep).logits  # (B, P + T or T + 1, V)
     start = 0 if keep else plen - 1
     logits = logits[:, start: start + width, :]  # (B, T, V)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least (fp64 stays)
-    logprobs = torch.log_softmax(logits, dim=-1)  # (B, T, V)
-    logp = logprobs.gather(2, c_ids.unsqueeze(2)).squeeze(2)  # (B, T)
-    entropy = torch.zeros_like(logp)
-    if with_entropy:
-        with torch.no_grad():
-            entropy = -(logprobs.exp() * logprobs).sum(dim=2)  # (B, T)
+    logp, entropy = dist.token_log_probs(logits, c_ids, with_entropy=with_entropy)  # (B, T), (B, T) | None
+    real = c_mask.bool()
+    logp = torch.where(real, logp, torch.zeros_like(logp))  # padding: 0 (an allowed-set forward gives -inf there)
+    entropy = torch.zeros_like(logp.detach()) if entropy is None else torch.where(real, entropy, 0.0)
     return logp, c_mask.float(), entropy
 
 
@@ -105,11 +112,17 @@ class _Run:
     def __init__(self, config: TrainConfig, out: Path, start_model: str | None) -> None:
         import torch
 
+        from prm_probe.distribution import PolicyDistribution
         from prm_probe.models import load_policy, pick_device
         from prm_probe.tasks import get_task
 
         self.config, self.out = config, out
         self.device = pick_device(config.device)
+        t = config.task
+        self.task = get_task(t.name, seed=config.seed, options=dict(t.options), train_size=t.train_size,
+                             val_size=t.val_size)
+        self.train_problems = self.task.problems("train")
+        self.val_problems = self.task.problems("validation")
         m = config.model
         if start_model is not None and m.lora_rank > 0:
             # LoRA: rebuild the base as at the start, then load the checkpoint's adapter weights.
@@ -119,20 +132,22 @@ class _Run:
         else:
             self.model, self.tokenizer = load_policy(start_model or m.name, seed=config.seed,
                                                      lora_rank=0 if start_model else m.lora_rank,
-                                                     lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout)
+                                                     lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
+                                                     task=self.task)
         self.model.to(self.device)
         if m.gradient_checkpointing and hasattr(self.model, "gradient_checkpointing_enable"):
             self.model.gradient_checkpointing_enable()
         self.model.eval()  # dropout off in every forward; gradients still flow
         self.reference = None
         if config.loss.beta > 0 and not hasattr(self.model, "disable_adapter"):
-            ref, _ = load_policy(m.name, seed=config.seed)
+            ref, _ = load_policy(m.name, seed=config.seed, task=self.task)
             self.reference = ref.to(self.device).eval().requires_grad_(False)
-        t = config.task
-        self.task = get_task(t.name, seed=config.seed, options=dict(t.options), train_size=t.train_size,
-                             val_size=t.val_size)
-        self.train_problems = self.task.problems("train")
-        self.val_problems = self.task.problems("validation")
+        # The policy's distribution, shared by the sampler and every forward of the update.
+        allowed = self.task.allowed_token_ids(self.tokenizer)
+        self.dist = PolicyDistribution(temperature=config.sampling.temperature,
+                                       allowed=None if allowed is None else tuple(allowed))
+        self.exact = _enumerated(self.task, self.tokenizer, self.train_problems[0])  # finite tasks: all completions
+        self.mismatch_warned = False
         params = [p for p in self.model.parameters() if p.requires_grad]
         o = config.optim
         if o.optimizer == "sgd":
@@ -158,13 +173,15 @@ class _Run:
             return None
         pad = int(self.tokenizer.pad_token_id)
         if self.reference is not None:
-            return chunked_logps(self.reference, prompts, completions, chunks, pad, self.device)
+            return chunked_logps(self.reference, prompts, completions, chunks, pad, self.device, self.dist)
         with self.model.disable_adapter():  # LoRA: the reference is the adapter-disabled base model
-            return chunked_logps(self.model, prompts, completions, chunks, pad, self.device)
+            return chunked_logps(self.model, prompts, completions, chunks, pad, self.device, self.dist)
 
 
-def chunked_logps(model, prompt_ids, completion_ids, chunks: list[slice], pad_id: int, device):
-    """(N, T) log-probs without gradient, one micro-batch at a time, padded to the batch's longest completion.
+def chunked_logps(model, prompt_ids, completion_ids, chunks: list[slice], pad_id: int, device,
+                  dist: PolicyDistribution | None = None):
+    """(N, T) log-probs under ``dist`` without gradient, one micro-batch at a time, padded to the batch's longest
+    completion.
 
     Each micro-batch is only as wide as its own longest completion; its columns are placed in an (N, T)
     tensor of zeros, so micro-batches of unequal widths combine.
@@ -175,7 +192,7 @@ def chunked_logps(model, prompt_ids, completion_ids, chunks: list[slice], pad_id
     out = None
     with torch.no_grad():
         for c in chunks:
-            logp = completion_logps(model, prompt_ids[c], completion_ids[c], pad_id, device)[0]  # (b, T_c)
+            logp = completion_logps(model, prompt_ids[c], completion_ids[c], pad_id, device, dist=dist)[0]  # (b, T_c)
             if out is None:  # the dtype of the log-probs (fp32, or fp64 for a float64 model)
                 out = torch.zeros((len(completion_ids), width), dtype=logp.dtype, device=device)  # (N, T)
             out[c, : logp.shape[1]] = logp
@@ -236,15 +253,20 @@ def _optimise(run: _Run, batch, advantages, packed, packed_sizes, times: dict[st
     times["reference"] = now() - t0
     old = None
     if cfg.loss.mu > 1:  # log π_old, recorded once before any update of this batch
-        old = chunked_logps(run.model, batch.prompt_ids, batch.completion_ids, chunks, pad, device)
-    stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
+        old = chunked_logps(run.model, batch.prompt_ids, batch.completion_ids, chunks, pad, device, run.dist)
+    sampler = torch.zeros((n, width), dtype=torch.float64)  # (N, T) the sampler's recorded log-probs
+    for i, lp in enumerate(batch.logps):
+        sampler[i, : len(lp)] = torch.as_tensor(lp, dtype=torch.float64)
+    sampler = sampler.to(device)
+    stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0,
+             "logp_mismatch_max": 0.0}
     fwd = bwd = opt = 0.0
     for mu_pass in range(cfg.loss.mu):
         total_loss = 0.0
         for c in chunks:
             t1 = now()
             logp, mask, ent = completion_logps(run.model, batch.prompt_ids[c], batch.completion_ids[c], pad, device,
-                                               with_entropy=mu_pass == 0)
+                                               with_entropy=mu_pass == 0, dist=run.dist)
             cols = logp.shape[1]
             old_c = logp.detach() if old is None else old[c][:, :cols]
             ref_c = None if ref is None else ref[c][:, :cols]
@@ -256,7 +278,9 @@ def _optimise(run: _Run, batch, advantages, packed, packed_sizes, times: dict[st
             t3 = now()
             fwd, bwd = fwd + (t2 - t1), bwd + (t3 - t2)
             total_loss += float(loss.detach())
-            if mu_pass == 0:
+            if mu_pass == 0:  # before any optimiser step: the policy that sampled this batch
+                gap = (logp.detach().double() - sampler[c][:, :cols]).abs() * mask  # (b, T_c)
+                stats["logp_mismatch_max"] = max(stats["logp_mismatch_max"], float(gap.max()) if gap.numel() else 0.0)
                 tok = max(norms.n_tokens, 1)
                 stats["kl"] += float((terms["kl"].detach() * mask).sum()) / tok
                 stats["clip_fraction"] += float((terms["clipped"].float() * mask).sum()) / tok
@@ -274,7 +298,25 @@ def _optimise(run: _Run, batch, advantages, packed, packed_sizes, times: dict[st
             stats["loss"], stats["grad_norm"] = total_loss, float(norm)
     run.scheduler.step()
     times.update(policy_forward=fwd, backward=bwd, optimizer=opt)
+    _check_mismatch(run, stats["logp_mismatch_max"])
     return stats
+
+
+#: ``logp_mismatch_max`` above which a run warns (once): fp32 CPU forwards agree to ~1e-6; bf16 CUDA ones round
+#: differently in the KV-cache and the full forward, so their threshold is looser (not yet measured here).
+MISMATCH_WARNING = {"cpu": 1e-3, "cuda": 0.1}
+
+
+def _check_mismatch(run: _Run, value: float) -> None:
+    limit = MISMATCH_WARNING.get(getattr(run.device, "type", "cpu"), 1e-3)
+    if run.mismatch_warned or not value > limit:
+        return
+    run.mismatch_warned = True
+    logger.warning("logp_mismatch_max = %.3g > %g: the sampler's log-probs differ from the training forward's, so "
+                   "the update is not the policy gradient of the sampled policy; likely causes: a model whose "
+                   "forward depends on padding or on its KV cache (custom attention, active dropout), "
+                   "non-deterministic kernels, or a sampler and trainer with different temperature or allowed "
+                   "tokens (warned once per run)", value, limit)
 
 
 def _validate(run: _Run, step: int) -> dict[str, float]:
@@ -324,10 +366,13 @@ def _one_step(run: _Run, step: int) -> dict[str, Any]:
     packed = PackedGroups(tokens, offsets, np.arange(0, len(lengths) + 1, s.group_size, dtype=np.int64))
     ps = process_sets(packed)
     times["process_sets"] = now() - t1
+    exact = exact_expectations(run, problems[0]) if run.exact is not None else {}  # before the update
     loss_stats = _optimise(run, batch, advantages, packed, ps.size, times)
     t2 = now()
-    table = batch_table(batch, run_id=cfg.run_id, step=step, advantages=advantages)
-    write_rollouts(table, run.out / "rollouts" / f"step-{step:06d}.parquet", metadata=_log_metadata(run))
+    every = cfg.schedule.rollouts_every
+    if every and (step % every == 0 or step + 1 == cfg.steps):
+        table = batch_table(batch, run_id=cfg.run_id, step=step, advantages=advantages)
+        write_rollouts(table, run.out / "rollouts" / f"step-{step:06d}.parquet", metadata=_log_metadata(run))
     times["write"] = now() - t2
     groups = batch.reward.reshape(-1, s.group_size)
     record = {
@@ -343,10 +388,48 @@ def _one_step(run: _Run, step: int) -> dict[str, Any]:
         "stop_fraction": float(np.mean([f == "stop" for f in batch.finish_reason])),
         "lr": float(run.scheduler.get_last_lr()[0]),
         **live_overlap_metrics(ps, batch.reward),
+        **exact,
         **{f"time_{k}": v for k, v in times.items()},
         "time_step": now() - t0,
     }
     return record
+
+
+def _enumerated(task, tokenizer, problem):
+    """``[(completion ids, Score)]`` of every completion of a task that can list them (scored like samples)."""
+    from prm_probe.collect import score_completion
+
+    listed = task.enumerate_completions(tokenizer)
+    if listed is None:
+        return None
+    return [(ids, score_completion(task, problem, text, ids)) for ids, text in listed]
+
+
+def exact_expectations(run: _Run, problem) -> dict[str, float]:
+    """Exact expectations under the current policy for a task that enumerates its completions (the toy tree).
+
+    Every completion's probability is the product of its token probabilities under the policy distribution
+    (one batched forward, no gradient), so the curves need not be estimated from the step's G samples.
+
+    Returns:
+        ``expected_reward`` = Σ_y π(y)·r(y); ``target_probability`` = Σ_y π(y)·target(y) when the task scores a
+        ``target`` component; ``exact_probability_total`` = Σ_y π(y), which is 1 up to rounding when the
+        enumeration covers everything the sampler can produce (a check of the restricted distribution).
+    """
+    import torch
+
+    paths = [ids for ids, _ in run.exact]
+    prompt = run.task.prompt_ids(problem, run.tokenizer, run.config.sampling.chat_template)
+    chunks = _micro_batches(len(paths), 1024)
+    logp = chunked_logps(run.model, [prompt] * len(paths), paths, chunks, int(run.tokenizer.pad_token_id),
+                         run.device, run.dist)  # (P, depth)
+    prob = torch.exp(logp.double().sum(dim=1)).cpu().numpy()  # (P,)
+    reward = np.array([score.reward for _, score in run.exact])
+    out = {"expected_reward": float(prob @ reward), "exact_probability_total": float(prob.sum())}
+    if all("target" in score.components for _, score in run.exact):
+        target = np.array([score.components["target"] for _, score in run.exact])
+        out["target_probability"] = float(prob @ target)
+    return out
 
 
 def _log_metadata(run: _Run) -> dict[str, str]:
@@ -394,9 +477,9 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
                                   "continue it, or choose another --out")
         if not config.run_id:
             config = config_from_dict({**json.loads(save_config_json(config)), "run_id": out.name})
+    run = _Run(config, out, start_model)  # bad settings fail here, before anything is written
     out.mkdir(parents=True, exist_ok=True)
     (out / "rollouts").mkdir(exist_ok=True)
-    run = _Run(config, out, start_model)
     if start_model is not None:
         state = load_training_state(Path(start_model).parent, run.optimizer, run.scheduler)
         start = int(state["step"])

@@ -148,15 +148,19 @@ def test_unit_weights_reproduce_trl_loss_gradients_and_metrics(tiny_folder, tmp_
         assert metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-7, nan_ok=True), key
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 1.3])
 @pytest.mark.parametrize(("loss_type", "aggregation"), [("dapo", "token_mean"), ("grpo", "seq_mean"),
                                                         ("dr_grpo", "dr_grpo")])
-def test_per_token_loss_equals_builtin_lambda_grpo(tiny_folder, tmp_path, loss_type, aggregation):
+def test_per_token_loss_equals_builtin_lambda_grpo(tiny_folder, tmp_path, loss_type, aggregation, temperature):
+    """Also at temperature != 1: TRL divides the logits by its temperature, and so must the built-in trainer."""
+    from prm_probe.distribution import PolicyDistribution
     from prm_probe.losses import BatchNorms, aggregate, per_token_terms, token_weights
     from prm_probe.trainer import completion_logps
 
     beta, eps = 0.04, 0.2  # TRL 1.16 multiplies the KL by the ratio by default; the built-in trainer does not
     trainer = _trainer(tiny_folder, tmp_path, loss_type=loss_type, beta=beta, epsilon=eps,
-                       use_bias_correction_kl=False)
+                       use_bias_correction_kl=False, temperature=temperature)
+    assert trainer.temperature == temperature
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1
     inputs = _batch(trainer, seed=1)
@@ -169,7 +173,11 @@ def test_per_token_loss_equals_builtin_lambda_grpo(tiny_folder, tmp_path, loss_t
 
     theirs = per_token_objective(trainer, trainer.model, inputs, 1.0 / sizes)
     prompts = inputs["prompt_ids"].tolist()
-    logp, our_mask, _ = completion_logps(trainer.model, prompts, COMPLETIONS, 0, torch.device("cpu"))
+    logp, our_mask, _ = completion_logps(trainer.model, prompts, COMPLETIONS, 0, torch.device("cpu"),
+                                         dist=PolicyDistribution(temperature=temperature))
+    if temperature != 1.0:  # the untempered log-probs would not match: the test can tell the two apart
+        plain = completion_logps(trainer.model, prompts, COMPLETIONS, 0, torch.device("cpu"))[0]
+        assert float(((plain - logp.detach()) * our_mask).abs().max()) > 1e-2
     terms = per_token_terms(logp, inputs["old_per_token_logps"], inputs["advantages"],
                             inputs["ref_per_token_logps"], eps, eps, beta)
     weights = token_weights("process_set", our_mask, sizes)

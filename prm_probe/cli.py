@@ -8,6 +8,7 @@ the traceback); anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -220,10 +221,15 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     out = Path(args.out or f"data/runs/{args.name}")
     figures = Path(args.figures) if args.figures else out
     if args.name == "toy-tree":
-        written = reproduce.toy_tree_experiment(out, figures, seeds=args.seeds, steps=args.steps or 250,
-                                                workers=args.workers, model=args.model or "tiny-gpt2",
+        if (args.lr is None) != (args.optimizer is None):
+            raise ConfigError("--lr and --optimizer go together (a fixed setting skips the calibration); got only "
+                              f"{'--lr' if args.lr is not None else '--optimizer'}; pass both or neither")
+        setting = (args.optimizer, args.lr) if args.lr is not None else None
+        model = args.model or "tiny-gpt2"
+        written = reproduce.toy_tree_experiment(out, figures, model=model, seeds=args.seeds, steps=args.steps or 250,
+                                                workers=args.workers, setting=setting,
                                                 sensitivity=not args.no_sensitivity, progress=_progress(args))
-        print((out / "table1.md").read_text(encoding="utf-8"))
+        print((figures / "toy_tree_table1.md").read_text(encoding="utf-8"))
     else:
         written = reproduce.overlap_experiment(out, figures, group_sizes=args.group_sizes, steps=args.steps or 200,
                                                model=args.model or "tiny-gpt2", task=args.task or "toy-tree",
@@ -246,7 +252,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from prm_probe.reproduce import demo
 
-    seeds, steps = (2, 40) if args.quick else (args.seeds, args.steps)
+    seeds, steps = (3, 60) if args.quick else (args.seeds, args.steps)
     report = demo(args.out, log=args.log, seeds=seeds, steps=steps, workers=args.workers, progress=_progress(args))
     print(f"demo report: {report.resolve()}")
     return 0
@@ -307,10 +313,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from prm_probe.collect import sample_log
 
+    options = {}
+    for key, value in _parse_sets(args.option).items():
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
     out = sample_log(args.checkpoint, args.task, args.output, groups=args.groups, group_size=args.group_size,
                      split=args.split, seed=args.seed, max_new_tokens=args.max_new_tokens,
                      temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, device=args.device,
-                     progress=_progress(args))
+                     task_options=options, progress=_progress(args))
     print(f"wrote {args.groups} groups of {args.group_size} to {out} (try `prm-probe stats {out}`)")
     return 0
 
@@ -427,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", parents=[common], help="sample scored groups from a checkpoint (no training)")
     p.add_argument("checkpoint", help="model folder, run folder (newest checkpoint), or built-in model name")
     p.add_argument("--task", required=True, help="task name, as for train")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="a task option, the value read as JSON when it parses (e.g. --option operands=[1,9])")
     p.add_argument("--groups", type=int, default=64, help="number of groups (default 64)")
     p.add_argument("--group-size", type=int, default=8, help="G (default 8)")
     p.add_argument("--split", choices=["train", "validation"], default="validation", help="problem split")
@@ -474,9 +488,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", metavar="DIR", help="where to write the figures (default: the experiment folder)")
     p.add_argument("--workers", type=int, help="runs in parallel (default: the number of cores)")
     p.add_argument("--steps", type=int, help="steps per run (default 250 for toy-tree, 200 for overlap-dynamics)")
-    p.add_argument("--model", help="model name or folder (default tiny-gpt2)")
+    p.add_argument("--model", help="tabular, tiny-gpt2, smollm2-135m or a model folder (default tiny-gpt2); toy-tree "
+                                   "results are kept per model")
     g = p.add_argument_group("toy-tree")
-    g.add_argument("--seeds", type=int, default=5, help="seeds per configuration (default 5)")
+    g.add_argument("--seeds", type=int, help="seeds per configuration (default: the model's plan; 20 for tabular, "
+                                             "5 otherwise)")
+    g.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help="with --lr: run Table 1 at this setting "
+                                                                        "instead of the plan's (no calibration)")
+    g.add_argument("--lr", type=float, help="with --optimizer: the learning rate of that setting")
     g.add_argument("--no-sensitivity", action="store_true", help="skip the optimiser / learning-rate sweep")
     g = p.add_argument_group("overlap-dynamics")
     g.add_argument("--group-sizes", type=int, nargs="+", default=[6, 36], help="default 6 36, as in the paper")
@@ -493,10 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[common], help="GRPO vs λ-GRPO on the toy tree + the sample log, in minutes")
     p.add_argument("--out", default="prm-probe-demo", metavar="DIR", help="output folder (default prm-probe-demo)")
     p.add_argument("--log", metavar="LOG", help="rollout log to analyse (default: the bundled real SmolLM2 log)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per algorithm (default 3)")
+    p.add_argument("--seeds", type=int, default=10, help="seeds per algorithm (default 10)")
     p.add_argument("--steps", type=int, default=250, help="steps per run (default 250, as in the paper)")
     p.add_argument("--workers", type=int, help="runs in parallel (default: the number of cores)")
-    p.add_argument("--quick", action="store_true", help="2 seeds × 40 steps, for a smoke test")
+    p.add_argument("--quick", action="store_true", help="3 seeds × 60 steps, for a smoke test")
     p.set_defaults(func=cmd_demo)
     return parser
 

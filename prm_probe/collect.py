@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from prm_probe.errors import PrmProbeError
+from prm_probe.errors import ConfigError, PrmProbeError
 
-__all__ = ["GroupBatch", "RewardError", "batch_table", "collect_groups", "sample_log", "score_completion"]
+__all__ = ["GroupBatch", "RewardError", "batch_table", "check_policy_task", "collect_groups", "sample_log",
+           "score_completion"]
 
 
 class RewardError(PrmProbeError):
@@ -95,6 +96,19 @@ def collect_groups(model, tokenizer, task, problems, *, group_size: int, generat
                       texts, rewards, comps)
 
 
+def check_policy_task(policy, task, tokenizer) -> None:
+    """Refuse a tabular policy with a task whose actions are not its table's columns (one line, what to do)."""
+    from prm_probe.tabular import TabularPolicy
+
+    if not isinstance(policy, TabularPolicy):
+        return
+    allowed = task.allowed_token_ids(tokenizer)
+    if allowed is None or [int(a) for a in allowed] != policy.actions or task.exact_new_tokens != policy.depth:
+        raise ConfigError(f"the tabular policy's table is over actions {policy.actions} of depth {policy.depth}; "
+                          f"task {task.name!r} has allowed tokens {allowed} and length {task.exact_new_tokens}; "
+                          "use the task it was trained on (e.g. --task toy-tree with the same options)")
+
+
 def batch_table(batch: GroupBatch, *, run_id: str, step: int, advantages: np.ndarray | None = None,
                 prompt_text: bool = True):
     """The batch as a canonical rollout table (one row per completion)."""
@@ -160,10 +174,11 @@ def sample_log(model: str, task_name: str, out, *, groups: int, group_size: int,
                                   "train longer or point at a model folder")
         source = str(ckpt / "model")
     dev = pick_device(device)
-    policy, tokenizer = load_policy(source, seed=seed)
-    policy.to(dev).eval()
     task = get_task(task_name, seed=seed, options=task_options or {}, train_size=max(groups, 1),
                     val_size=max(groups, 1))
+    policy, tokenizer = load_policy(source, seed=seed, task=task)
+    policy.to(dev).eval()
+    check_policy_task(policy, task, tokenizer)
     problems = task.problems(split)
     if not problems:
         raise CheckpointError(f"task {task_name!r} has no {split} problems; expected at least one; try --split train")
@@ -174,7 +189,8 @@ def sample_log(model: str, task_name: str, out, *, groups: int, group_size: int,
             "eos_token_id": str(tokenizer.eos_token_id), "pad_token_id": str(tokenizer.pad_token_id),
             "config": json.dumps({"task": task_name, "groups": groups, "group_size": group_size, "split": split,
                                   "seed": seed, "max_new_tokens": max_new_tokens, "temperature": temperature,
-                                  "top_p": top_p, "top_k": top_k, "chat_template": chat_template})}
+                                  "top_p": top_p, "top_k": top_k, "chat_template": chat_template,
+                                  "task_options": task_options or {}})}
     starts = range(0, groups, prompts_per_batch)
     if progress:
         from tqdm.auto import tqdm

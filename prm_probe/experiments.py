@@ -1,8 +1,10 @@
 """The paper's experiments as resumable sweeps of independent training runs, run in parallel processes.
 
-* :func:`toy_tree_sweep` — Table 1 of the paper (SCIENCE.md §7.1): n ∈ {1, 2} × r_neg ∈ {−0.5, −1.0, −1.5},
-  5 seeds, GRPO and λ-GRPO, G = 16, 250 steps; the metric is the frequency of the target path T among the
-  samples of the last 50 steps. Plus a sensitivity sweep over the learning rate and the optimiser.
+* :func:`toy_tree_specs` — Table 1 of the paper (SCIENCE.md §7.1): n ∈ {1, 2} × r_neg ∈ {−0.5, −1.0, −1.5},
+  GRPO and λ-GRPO, G = 16, 250 steps, at one or more optimiser settings; the metric is the frequency of the
+  target path T among the samples of the last 50 steps (and the exact π(T), which the trainer logs).
+  :func:`calibration_specs` is the learning-rate calibration on the no-trap control; :func:`run_outcomes`,
+  :func:`toy_tree_table` and :func:`calibrated_setting` summarise finished runs.
 * :func:`overlap_dynamics` — vanilla GRPO on a reasoning task at two group sizes, logging the overlap
   statistics per step (SCIENCE.md §6.5, §7.2).
 
@@ -13,7 +15,6 @@ each). This module only schedules and summarises; training is ``trainer.train``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -23,14 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from prm_probe.errors import ConfigError
+from prm_probe.files import read_jsonl
 
 __all__ = [
+    "CELLS",
     "PAPER_TABLE1",
     "RunSpec",
+    "calibrated_setting",
+    "calibration_specs",
     "overlap_specs",
+    "run_outcomes",
     "run_specs",
-    "sensitivity_specs",
     "target_curves",
+    "toy_config",
     "toy_tree_specs",
     "toy_tree_table",
 ]
@@ -42,6 +48,13 @@ PAPER_TABLE1 = {
     (1, -0.5): (0.3995, 0.5663), (1, -1.0): (0.0000, 0.7535), (1, -1.5): (0.2000, 0.4463),
     (2, -0.5): (0.1980, 0.4292), (2, -1.0): (0.0488, 0.3612), (2, -1.5): (0.0000, 0.3820),
 }
+#: The six (n, r_neg) cells of Table 1, and the cell whose per-seed curves the paper draws.
+CELLS: tuple[tuple[int, float], ...] = tuple(PAPER_TABLE1)
+FIGURE_CELL = (1, -1.0)
+#: The no-trap control of the learning-rate calibration: every non-target path gets +0.7 (r_neg = r_other).
+NO_TRAP = 0.7
+#: A run "converges on T" when its exact target probability is at least this at its last step.
+CONVERGED = 0.5
 
 ALGORITHMS = {"uniform": "GRPO", "process_set": "λ-GRPO"}
 
@@ -55,8 +68,10 @@ class RunSpec:
     labels: dict[str, Any] = field(default_factory=dict)
 
 
-def _toy_config(*, n: int, r_neg: float, seed: int, weighting: str, steps: int, group_size: int, lr: float,
-                optimizer: str, model: str) -> dict[str, Any]:
+def toy_config(*, model: str, n: int, r_neg: float, seed: int, weighting: str, lr: float, optimizer: str,
+               steps: int = 250, group_size: int = 16, rollouts_every: int = 1) -> dict[str, Any]:
+    """The config of one toy-tree run (SCIENCE.md §7.1 and its [CHOICE] defaults): G = 16, one group per step,
+    token-mean, μ = 1, β = 0, temperature 1, no gradient clipping, a checkpoint at the end only."""
     return {
         "seed": seed, "steps": steps, "device": "cpu",
         "model": {"name": model},
@@ -65,40 +80,41 @@ def _toy_config(*, n: int, r_neg: float, seed: int, weighting: str, steps: int, 
         "sampling": {"group_size": group_size, "prompts_per_step": 1, "temperature": 1.0},
         "loss": {"weighting": weighting, "aggregation": "token_mean", "beta": 0.0, "mu": 1},
         "optim": {"optimizer": optimizer, "lr": lr, "max_grad_norm": 0.0},
-        "schedule": {"val_every": 0, "save_every": 0, "keep_checkpoints": 1},
+        "schedule": {"val_every": 0, "save_every": 0, "keep_checkpoints": 1, "rollouts_every": rollouts_every},
     }
 
 
-def toy_tree_specs(*, ns: Sequence[int] = (1, 2), r_negs: Sequence[float] = (-0.5, -1.0, -1.5),
-                   seeds: Iterable[int] = range(5), steps: int = 250, group_size: int = 16, lr: float = 3e-4,
-                   optimizer: str = "adam", model: str = "tiny-gpt2", prefix: str = "table1") -> list[RunSpec]:
-    """The Table 1 sweep: every (n, r_neg, seed, algorithm)."""
-    specs = []
-    for n in ns:
-        for r_neg in r_negs:
-            for seed in seeds:
-                for weighting, algo in ALGORITHMS.items():
-                    name = f"{prefix}_n{n}_r{abs(r_neg):g}_{'lambda' if weighting == 'process_set' else 'grpo'}_s{seed}"
-                    cfg = _toy_config(n=n, r_neg=r_neg, seed=seed, weighting=weighting, steps=steps,
-                                      group_size=group_size, lr=lr, optimizer=optimizer, model=model)
-                    specs.append(RunSpec(name, cfg, {"n": n, "r_neg": r_neg, "seed": seed, "algorithm": algo,
-                                                     "lr": lr, "optimizer": optimizer}))
-    return specs
+def toy_tree_specs(*, model: str = "tiny-gpt2", settings: Sequence[tuple[str, float]] = (("adam", 3e-4),),
+                   cells: Sequence[tuple[int, float]] = CELLS, seeds: Iterable[int] = range(5), steps: int = 250,
+                   group_size: int = 16, prefix: str = "table1", rollouts_every: int = 1,
+                   algorithms: Sequence[str] = tuple(ALGORITHMS)) -> list[RunSpec]:
+    """Every (optimiser setting, cell, seed, algorithm) of a toy-tree sweep.
 
-
-def sensitivity_specs(*, settings: Sequence[tuple[str, float]] = (("adam", 1e-4), ("adam", 1e-3), ("sgd", 1e-2),
-                                                                   ("sgd", 3e-2), ("sgd", 1e-1)),
-                      n: int = 1, r_neg: float = -1.0, seeds: Iterable[int] = range(5), steps: int = 250,
-                      group_size: int = 16, model: str = "tiny-gpt2") -> list[RunSpec]:
-    """The same toy configuration over several optimisers and learning rates (an order of magnitude each).
-
-    Adam at the calibrated 3e-4 is the Table 1 sweep itself, so it is not repeated here.
+    The two algorithms of one seed share the target path T, the initial weights and the first step's samples
+    (the seed fixes all three), so their outcomes are paired.
     """
     specs = []
+    seeds = list(seeds)
     for optimizer, lr in settings:
-        specs += toy_tree_specs(ns=(n,), r_negs=(r_neg,), seeds=seeds, steps=steps, group_size=group_size, lr=lr,
-                                optimizer=optimizer, model=model, prefix=f"sens_{optimizer}_lr{lr:g}")
+        for n, r_neg in cells:
+            for seed in seeds:
+                for weighting in algorithms:
+                    short = "lambda" if weighting == "process_set" else "grpo"
+                    name = f"{prefix}_{optimizer}{lr:g}_n{n}_r{r_neg:g}_{short}_s{seed}"
+                    cfg = toy_config(model=model, n=n, r_neg=r_neg, seed=seed, weighting=weighting, lr=lr,
+                                     optimizer=optimizer, steps=steps, group_size=group_size,
+                                     rollouts_every=rollouts_every)
+                    specs.append(RunSpec(name, cfg, {"model": model, "optimizer": optimizer, "lr": lr, "n": n,
+                                                     "r_neg": r_neg, "seed": seed,
+                                                     "algorithm": ALGORITHMS[weighting]}))
     return specs
+
+
+def calibration_specs(*, model: str, settings: Sequence[tuple[str, float]], seeds: Iterable[int] = range(2),
+                      steps: int = 250, rollouts_every: int = 1) -> list[RunSpec]:
+    """GRPO on the no-trap control (every non-target path +0.7) at each setting: the calibration of §7.1."""
+    return toy_tree_specs(model=model, settings=settings, cells=((1, NO_TRAP),), seeds=seeds, steps=steps,
+                          prefix="calib", rollouts_every=rollouts_every, algorithms=("uniform",))
 
 
 def overlap_specs(*, group_sizes: Sequence[int] = (4, 12), steps: int = 60, task: str = "arithmetic",
@@ -124,11 +140,7 @@ def overlap_specs(*, group_sizes: Sequence[int] = (4, 12), steps: int = 60, task
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
-    metrics = run_dir / "metrics.jsonl"
-    if not metrics.is_file():
-        return False
-    lines = [x for x in metrics.read_text(encoding="utf-8").splitlines() if x.strip()]
-    return len(lines) >= steps and (run_dir / "checkpoints").is_dir()
+    return len(read_jsonl(run_dir / "metrics.jsonl")) >= steps and (run_dir / "checkpoints").is_dir()
 
 
 def _run_one(run_dir: str, config: dict[str, Any]) -> str:
@@ -190,44 +202,92 @@ def run_specs(specs: Sequence[RunSpec], out: str | os.PathLike, *, workers: int 
 
 
 def target_curves(specs: Sequence[RunSpec], out: str | os.PathLike):
-    """Per-run target-path frequency per step: columns = the spec labels + ``step, target_frequency``."""
+    """Per run and step: the spec labels + ``run, step, target_frequency`` (share of the step's G samples that
+    are T), ``target_probability`` (the exact π(T) of the policy that sampled the step; NaN if not logged) and
+    ``gradient_mass_ratio`` (Σ 1/|λ| / Σ 1 of the step's group)."""
     import pandas as pd
 
     rows = []
     for s in specs:
-        metrics = Path(out) / "runs" / s.name / "metrics.jsonl"
-        for line in metrics.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                rows.append({**s.labels, "run": s.name, "step": rec["step"],
-                             "target_frequency": rec.get("reward_target_mean", float("nan"))})
+        for rec in read_jsonl(Path(out) / "runs" / s.name / "metrics.jsonl"):
+            rows.append({**s.labels, "run": s.name, "step": rec["step"],
+                         "target_frequency": rec.get("reward_target_mean", float("nan")),
+                         "target_probability": rec.get("target_probability", float("nan")),
+                         "gradient_mass_ratio": rec.get("gradient_mass_ratio", float("nan"))})
     return pd.DataFrame(rows)
 
 
-def toy_tree_table(curves, *, last: int = 50, by: Sequence[str] = ("n", "r_neg")):
-    """Table 1: mean over seeds of each run's target frequency over its last ``last`` steps, with Δ.
+def run_outcomes(curves, *, last: int = 50):
+    """One row per run: its labels, then its outcome over its last ``last`` steps.
+
+    Columns added: ``target_frequency`` (mean sampled frequency of T: the paper's metric),
+    ``target_probability`` (mean exact π(T)), ``final_target_probability`` (π(T) at the last step),
+    ``converged`` (final π(T) >= :data:`CONVERGED`), ``gradient_mass_ratio`` (mean over the whole run).
+    """
+    end = curves.groupby("run")["step"].transform("max")
+    tail = curves[curves["step"] > end - last]
+    labels = [c for c in curves.columns if c not in ("step", "target_frequency", "target_probability",
+                                                     "gradient_mass_ratio")]
+    out = tail.groupby(labels, as_index=False, dropna=False)[["target_frequency", "target_probability"]].mean()
+    final = curves[curves["step"] == end].set_index("run")["target_probability"]
+    out["final_target_probability"] = out["run"].map(final)
+    out["converged"] = out["final_target_probability"] >= CONVERGED
+    out["gradient_mass_ratio"] = out["run"].map(curves.groupby("run")["gradient_mass_ratio"].mean())
+    return out
+
+
+def _paired_p(grpo, lam) -> float:
+    """Two-sided Wilcoxon signed-rank p of the per-seed differences (NaN when all differences are 0)."""
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    diff = np.asarray(lam, dtype=float) - np.asarray(grpo, dtype=float)
+    if len(diff) < 2 or np.allclose(diff, 0.0):
+        return float("nan")
+    return float(wilcoxon(diff).pvalue)
+
+
+def toy_tree_table(outcomes, *, by: Sequence[str] = ("model", "optimizer", "lr", "n", "r_neg")):
+    """Table 1 from :func:`run_outcomes`: per ``by`` group, each algorithm's mean over seeds, with Δ.
 
     Returns:
-        One row per ``by`` group: ``GRPO``, ``λ-GRPO``, ``delta`` (λ-GRPO − GRPO), the per-seed spread
-        (``GRPO_sd``, ``λ-GRPO_sd``), the number of seeds, and the paper's numbers beside ours when ``by``
-        is (n, r_neg).
+        One row per group: ``GRPO``, ``λ-GRPO`` and ``delta`` (the paper's metric, target frequency over the
+        last steps), their spread over seeds (``*_sd``), the exact target probability (``*_exact``,
+        ``delta_exact``), how many seeds converged on T (``*_converged``), the paired Wilcoxon p of the per-seed
+        differences (``p_paired``; the two algorithms of one seed share T and the initial weights), λ-GRPO's mean
+        gradient-mass ratio (``mass_ratio``), the number of seeds, and the paper's numbers beside ours where
+        ``by`` holds (n, r_neg).
     """
     import pandas as pd
 
-    end = curves.groupby("run")["step"].transform("max")
-    tail = curves[curves["step"] > end - last]
-    per_run = tail.groupby([*by, "algorithm", "seed"], as_index=False)["target_frequency"].mean()
-    stats = per_run.groupby([*by, "algorithm"])["target_frequency"].agg(["mean", "std", "count"]).unstack("algorithm")
-    out = pd.DataFrame({
-        "GRPO": stats[("mean", "GRPO")], "λ-GRPO": stats[("mean", "λ-GRPO")],
-        "GRPO_sd": stats[("std", "GRPO")], "λ-GRPO_sd": stats[("std", "λ-GRPO")],
-        "seeds": stats[("count", "GRPO")],
-    }).reset_index()
-    out["delta"] = out["λ-GRPO"] - out["GRPO"]
-    if tuple(by) == ("n", "r_neg"):
-        out["paper_GRPO"] = [PAPER_TABLE1.get((int(n), float(r)), (float("nan"),) * 2)[0]
-                             for n, r in zip(out["n"], out["r_neg"], strict=True)]
-        out["paper_λ-GRPO"] = [PAPER_TABLE1.get((int(n), float(r)), (float("nan"),) * 2)[1]
-                               for n, r in zip(out["n"], out["r_neg"], strict=True)]
-        out["paper_delta"] = out["paper_λ-GRPO"] - out["paper_GRPO"]
-    return out
+    by = [c for c in by if c in outcomes.columns]
+    rows = []
+    for key, part in outcomes.groupby(by, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        g = part[part["algorithm"] == "GRPO"].set_index("seed").sort_index()
+        lam = part[part["algorithm"] == "λ-GRPO"].set_index("seed").sort_index()
+        both = g.index.intersection(lam.index)
+        row = dict(zip(by, key, strict=True))
+        for name, frame in (("GRPO", g), ("λ-GRPO", lam)):
+            row[name] = frame["target_frequency"].mean()
+            row[f"{name}_sd"] = frame["target_frequency"].std()
+            row[f"{name}_exact"] = frame["target_probability"].mean()
+            row[f"{name}_converged"] = int(frame["converged"].sum())
+        row["delta"] = row["λ-GRPO"] - row["GRPO"]
+        row["delta_exact"] = row["λ-GRPO_exact"] - row["GRPO_exact"]
+        row["p_paired"] = _paired_p(g.loc[both, "target_frequency"], lam.loc[both, "target_frequency"])
+        row["mass_ratio"] = lam["gradient_mass_ratio"].mean()
+        row["seeds"] = len(both)
+        if "n" in row and "r_neg" in row:
+            paper = PAPER_TABLE1.get((int(row["n"]), float(row["r_neg"])), (float("nan"),) * 2)
+            row.update({"paper_GRPO": paper[0], "paper_λ-GRPO": paper[1], "paper_delta": paper[1] - paper[0]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def calibrated_setting(outcomes) -> tuple[str, float]:
+    """The calibration's pick: the setting where GRPO's mean target frequency on the no-trap control is highest
+    (ties: the smaller learning rate)."""
+    means = outcomes.groupby(["optimizer", "lr"], as_index=False)["target_frequency"].mean()
+    best = means.sort_values(["target_frequency", "lr"], ascending=[False, True]).iloc[0]
+    return str(best["optimizer"]), float(best["lr"])

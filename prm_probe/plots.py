@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from prm_probe.group_trie import GroupTrie
 
 __all__ = ["ALGORITHM_COLORS", "PALETTE", "draw_trie", "plot_curves", "plot_nontrivial_fraction",
-           "plot_overlap_dynamics", "plot_runs", "plot_size_histogram", "plot_target_frequency", "save_figure",
+           "plot_overlap_dynamics", "plot_runs", "plot_size_histogram", "plot_sweep", "plot_target_frequency",
+           "save_figure",
            "theme"]
 
 #: Fixed colours of the two algorithms (seaborn "colorblind" blue and vermillion).
@@ -208,31 +209,75 @@ def _fraction_axis(ax: Axes) -> None:
 
 
 def plot_target_frequency(data: pd.DataFrame, *, x: str = "step", y: str = "target_frequency",
-                          col: str = "algorithm", units: str = "seed", **kwargs: Any) -> Figure:
-    """Draw the toy-tree curves (SCIENCE.md §7.1): one panel per algorithm, one line per seed.
+                          col: str = "algorithm", row: str | None = None, units: str = "seed",
+                          **kwargs: Any) -> Figure:
+    """Draw the toy-tree curves (SCIENCE.md §7.1): one panel per algorithm (and per ``row`` value), one line per seed.
 
     Args:
-        data: columns ``algorithm, seed, step, target_frequency`` (one row per seed and step; the
-            frequency of the target path T among that step's samples).
+        data: columns ``algorithm, seed, step`` and ``y`` (one row per seed and step: the frequency of the target
+            path T among that step's samples, or its exact probability ``target_probability``).
         x, y, col, units: column names.
+        row: a column whose values get one row of panels each (e.g. an optimiser setting); None: one row.
         **kwargs: passed to :func:`plot_runs` (e.g. ``linewidth``).
 
     Returns:
-        The Figure; panels share y in [0, 1] and are titled by algorithm.
+        The Figure; panels share y in [0, 1] and are titled by algorithm (and row value).
     """
     import matplotlib.pyplot as plt
 
-    _require(data, x, y, col, units)
+    _require(data, x, y, col, units, row)
     levels = list(data[col].dropna().unique())
-    fig, axes = plt.subplots(1, max(len(levels), 1), figsize=(3.4 * max(len(levels), 1), 2.8),
-                             sharey=True, squeeze=False, layout="constrained")
+    rows = [None] if row is None else list(data[row].dropna().unique())
+    ncol = max(len(levels), 1)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(3.4 * ncol, 2.5 * len(rows) + 0.3), sharey=True,
+                             sharex=True, squeeze=False, layout="constrained")
     colors = _hue_colors(levels)
-    for ax, level in zip(axes[0], levels, strict=False):
-        part = data[data[col] == level]
-        plot_runs(part, x=x, y=y, hue=None, units=units, ax=ax,
-                  **{"color": colors[level], "ylabel": "", "title": str(level), **kwargs})
-        _fraction_axis(ax)
-    axes[0, 0].set_ylabel("frequency of target path T")
+    for r, row_value in enumerate(rows):
+        part_row = data if row is None else data[data[row] == row_value]
+        for ax, level in zip(axes[r], levels, strict=False):
+            part = part_row[part_row[col] == level]
+            title = str(level) if row is None else f"{level} · {row_value}"
+            plot_runs(part, x=x, y=y, hue=None, units=units, ax=ax,
+                      **{"color": colors[level], "ylabel": "", "title": title, **kwargs})
+            _fraction_axis(ax)
+            if r < len(rows) - 1:
+                ax.set_xlabel("")
+        axes[r, 0].set_ylabel("exact π(T)" if y == "target_probability" else "frequency of target path T")
+    return fig
+
+
+def plot_sweep(data: pd.DataFrame, *, x: str = "lr", y: str = "value", lower: str | None = None,
+               upper: str | None = None, hue: str | None = "algorithm", col: str = "panel", logx: bool = True,
+               ylabel: str | None = None) -> Figure:
+    """Small multiples of :func:`plot_curves`: one panel per ``col`` value, ``x`` on a log scale by default.
+
+    Args:
+        data: one row per (panel, hue level, x) with the values to draw (means and bands computed elsewhere).
+        x, y, lower, upper, hue: as for :func:`plot_curves`.
+        col: the column naming each panel.
+        logx: draw x on a log scale (learning rates).
+        ylabel: the y label of the first panel.
+
+    Returns:
+        The Figure, panels in order of first appearance, y shared.
+    """
+    import matplotlib.pyplot as plt
+
+    _require(data, x, y, hue, col, lower, upper)
+    panels = list(data[col].dropna().unique())
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(3.4 * max(len(panels), 1), 2.9), sharey=True,
+                             squeeze=False, layout="constrained")
+    for ax, panel in zip(axes[0], panels, strict=False):
+        plot_curves(data[data[col] == panel], x=x, y=y, hue=hue, lower=lower, upper=upper, ax=ax, marker="o",
+                    markersize=3, title=str(panel), ylabel="")
+        if logx:
+            ax.set_xscale("log")
+    if ylabel:
+        axes[0, 0].set_ylabel(ylabel)
+    for ax in axes[0][1:]:
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.remove()
     return fig
 
 

@@ -11,33 +11,85 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from prm_probe.experiments import (
+    CELLS,
+    FIGURE_CELL,
+    calibrated_setting,
+    calibration_specs,
     overlap_specs,
+    run_outcomes,
     run_specs,
-    sensitivity_specs,
     target_curves,
     toy_tree_specs,
     toy_tree_table,
 )
 from prm_probe.files import write_text_atomic
 
-__all__ = ["BUNDLED_LOG", "demo", "log_figures", "make_figures", "overlap_experiment", "toy_tree_experiment"]
+__all__ = ["BUNDLED_LOG", "TOY_PLANS", "ToyPlan", "demo", "log_figures", "make_figures", "overlap_experiment",
+           "toy_tree_experiment"]
 
 logger = logging.getLogger(__name__)
 
 #: The real SmolLM2 log shipped in the repository (present in a clone or an editable install).
 BUNDLED_LOG = Path(__file__).resolve().parents[1] / "data" / "sample_rollouts.parquet"
 
-#: The toy tree's learning rate, calibrated once (figures/README.md): GRPO with Adam at 3e-4 converges on T
-#: within 250 steps on the no-trap control (every non-target path 0.7) for both calibration seeds.
+#: The learning rate of the overlap-dynamics stand-in (Adam), the tiny-gpt2 calibration's pick.
 TOY_LR = 3e-4
 
 #: The overlap-dynamics default task: a deep toy tree with a dense reward (share of T matched from the start).
 DEEP_TREE = {"depth": 12, "reward": "prefix"}
+
+Setting = tuple[str, float]  # (optimizer, learning rate)
+
+
+@dataclass(frozen=True)
+class ToyPlan:
+    """How the toy-tree experiment runs for one model.
+
+    Attributes:
+        settings: the optimiser settings Table 1 runs at; empty: calibrate one on the no-trap control first.
+        calibration: the grid the calibration tries (GRPO, no-trap control), when ``settings`` is empty.
+        sensitivity: further settings run on the figure cell (n = 1, r_neg = −1.0) only.
+        cells: the (n, r_neg) cells of Table 1 to run.
+        seeds: seeds per cell and algorithm; ``calibration_seeds`` for each calibration setting.
+        rollouts_every: write the rollout log every this many steps (0: never; the metrics hold the outcome).
+    """
+
+    settings: tuple[Setting, ...] = ()
+    calibration: tuple[Setting, ...] = ()
+    sensitivity: tuple[Setting, ...] = ()
+    cells: tuple[tuple[int, float], ...] = CELLS
+    seeds: int = 5
+    calibration_seeds: int = 2
+    rollouts_every: int = 1
+
+
+#: The plan of each model (another model or folder gets ``TOY_PLANS["default"]``). The tabular policy is cheap
+#: (about 2 s a run), so it sweeps both optimisers over learning rates wide enough to show where λ-GRPO's effect
+#: appears and where it vanishes, with 20 seeds; the networks calibrate Adam on the no-trap control.
+TOY_PLANS: dict[str, ToyPlan] = {
+    "tabular": ToyPlan(settings=(("sgd", 0.1), ("sgd", 0.3), ("sgd", 1.0), ("sgd", 3.0), ("sgd", 10.0), ("sgd", 30.0),
+                                 ("adam", 0.003), ("adam", 0.01), ("adam", 0.03), ("adam", 0.1), ("adam", 0.3),
+                                 ("adam", 1.0)),
+                       seeds=20, rollouts_every=0),
+    "tiny-gpt2": ToyPlan(calibration=(("adam", 1e-4), ("adam", 3e-4), ("adam", 1e-3), ("adam", 3e-3)),
+                         sensitivity=(("adam", 1e-4), ("adam", 3e-4), ("adam", 1e-3), ("sgd", 0.01), ("sgd", 0.03),
+                                      ("sgd", 0.1))),
+    "smollm2-135m": ToyPlan(calibration=(("adam", 1e-5), ("adam", 3e-5), ("adam", 1e-4)), cells=(FIGURE_CELL,),
+                            calibration_seeds=1),
+    "default": ToyPlan(calibration=(("adam", 1e-5), ("adam", 1e-4), ("adam", 1e-3))),
+}
+
+
+def model_slug(model: str) -> str:
+    """The folder name of a model's results: its name, or a folder's base name."""
+    name = Path(model).name if ("/" in model or Path(model).is_dir()) else model
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"
 
 
 def _fmt(column: str, x: object) -> str:
@@ -45,14 +97,17 @@ def _fmt(column: str, x: object) -> str:
         return str(x)
     if x != x:
         return "nan"
-    if column in ("n", "seeds"):
+    if column in ("n", "seeds") or column.endswith("_converged"):
         return str(int(x))
     if column in ("r_neg", "lr"):
         return f"{float(x):g}"
+    if column.startswith("p_"):
+        return f"{float(x):.2g}"
     return f"{float(x):+.4f}" if "delta" in column else f"{float(x):.4f}"
 
 
 def _md(frame, columns: Sequence[str]) -> str:
+    columns = [c for c in columns if c in frame.columns]
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     rows = ["| " + " | ".join(_fmt(c, r[c]) for c in columns) + " |" for _, r in frame.iterrows()]
     return head + "\n".join(rows) + "\n"
@@ -64,59 +119,163 @@ def _save(fig, path: Path) -> list[Path]:
     return save_figure(fig, path)
 
 
-def toy_tree_experiment(out: str | os.PathLike, figures: str | os.PathLike | None = None, *, seeds: int = 5,
-                        steps: int = 250, workers: int | None = None, model: str = "tiny-gpt2", lr: float = TOY_LR,
-                        optimizer: str = "adam", sensitivity: bool = True, ns: Sequence[int] = (1, 2),
-                        r_negs: Sequence[float] = (-0.5, -1.0, -1.5), progress: bool = False) -> dict[str, Path]:
-    """Run the Table 1 sweep (and the optimiser/learning-rate sensitivity sweep) and write its results.
+TABLE1_COLUMNS = ["model", "optimizer", "lr", "n", "r_neg", "paper_GRPO", "paper_λ-GRPO", "paper_delta", "GRPO",
+                  "λ-GRPO", "delta", "GRPO_sd", "λ-GRPO_sd", "GRPO_exact", "λ-GRPO_exact", "GRPO_converged",
+                  "λ-GRPO_converged", "p_paired", "mass_ratio", "seeds"]
+SENSITIVITY_COLUMNS = ["model", "optimizer", "lr", "GRPO", "λ-GRPO", "delta", "GRPO_exact", "λ-GRPO_exact",
+                       "GRPO_converged", "λ-GRPO_converged", "p_paired", "mass_ratio", "seeds"]
 
-    Writes into ``out``: ``runs/`` (one run folder per run; finished runs are skipped on a rerun),
-    ``table1.csv`` / ``table1.md`` (ours beside the paper's, with Δ), ``sensitivity.csv`` / ``.md``,
-    ``curves.csv.gz`` (target frequency per run and step: the raw data); into ``figures``:
-    ``toy_tree_curves.png/.pdf`` (per-seed curves for n = 1, r_neg = −1.0).
+
+def toy_tree_experiment(out: str | os.PathLike, figures: str | os.PathLike | None = None, *,
+                        model: str = "tiny-gpt2", seeds: int | None = None, steps: int = 250,
+                        workers: int | None = None, setting: Setting | None = None, sensitivity: bool = True,
+                        cells: Sequence[tuple[int, float]] | None = None, progress: bool = False) -> dict[str, Path]:
+    """Run the toy-tree experiment (Table 1 and the sensitivity sweep) for ``model`` and write its results.
+
+    Each model's runs and tables live in ``out/<model>/`` (:data:`TOY_PLANS` says what runs for which model);
+    finished runs are skipped on a rerun and interrupted ones resume. Without ``setting``, a plan without fixed
+    settings first calibrates one: GRPO on the no-trap control at each setting of its grid
+    (``calibration.csv``; the highest mean target frequency wins). Writes into ``out/<model>/``: ``runs/``,
+    ``calibration.csv``, ``outcomes.csv`` (one row per run: the per-seed outcomes), ``table1.csv``,
+    ``sensitivity.csv`` and ``curves.csv.gz`` (target frequency and exact π(T) per run and step); then
+    :func:`toy_tree_summary` combines every model found under ``out`` into ``figures``.
     """
-    import pandas as pd
-
     out = Path(out)
-    figs = Path(figures) if figures is not None else out
-    seed_list = range(seeds)
-    main_specs = toy_tree_specs(ns=ns, r_negs=r_negs, seeds=seed_list, steps=steps, lr=lr, optimizer=optimizer,
-                                model=model)
-    sens_specs = sensitivity_specs(seeds=seed_list, steps=steps, model=model) if sensitivity else []
-    run_specs(main_specs + sens_specs, out, workers=workers, progress=progress)
-    written: dict[str, Path] = {}
-    curves = target_curves(main_specs, out)
-    table = toy_tree_table(curves)
-    table.to_csv(out / "table1.csv", index=False)
-    written["table1"] = write_text_atomic(out / "table1.md", _md(table, [
-        "n", "r_neg", "paper_GRPO", "paper_λ-GRPO", "paper_delta", "GRPO", "λ-GRPO", "delta", "GRPO_sd", "λ-GRPO_sd",
-        "seeds"]))
-    all_curves = curves
-    if sens_specs:
-        sc = target_curves(sens_specs, out)
-        base = curves[(curves["n"] == 1) & (curves["r_neg"] == -1.0)]  # Adam at the calibrated rate
-        sens = toy_tree_table(pd.concat([sc, base], ignore_index=True), by=("optimizer", "lr"))
-        sens.to_csv(out / "sensitivity.csv", index=False)
-        written["sensitivity"] = write_text_atomic(out / "sensitivity.md", _md(sens, [
-            "optimizer", "lr", "GRPO", "λ-GRPO", "delta", "GRPO_sd", "λ-GRPO_sd", "seeds"]))
-        all_curves = pd.concat([curves.assign(sweep="table1"), sc.assign(sweep="sensitivity")], ignore_index=True)
-    all_curves.to_csv(out / "curves.csv.gz", index=False)
-    written["curves"] = out / "curves.csv.gz"
-    written.update(_toy_figure(curves, figs))
+    plan = TOY_PLANS.get(model, TOY_PLANS["default"])
+    home = out / model_slug(model)
+    n_seeds = seeds if seeds is not None else plan.seeds
+    common = {"model": model, "steps": steps, "rollouts_every": plan.rollouts_every}
+    if setting is not None:
+        settings: tuple[Setting, ...] = (setting,)
+    elif plan.settings:
+        settings = plan.settings
+    else:
+        calib = calibration_specs(settings=plan.calibration, seeds=range(plan.calibration_seeds), **common)
+        run_specs(calib, home, workers=workers, progress=progress)
+        calib_out = run_outcomes(target_curves(calib, home), last=min(50, steps))
+        calib_out.to_csv(home / "calibration.csv", index=False)
+        settings = (calibrated_setting(calib_out),)
+        logger.info("calibrated %s: %s lr %g", model, *settings[0])
+    main = toy_tree_specs(settings=settings, cells=tuple(cells or plan.cells), seeds=range(n_seeds), **common)
+    extra = [s for s in (plan.sensitivity if sensitivity else ()) if s not in settings]
+    sens = toy_tree_specs(settings=extra, cells=(FIGURE_CELL,), seeds=range(n_seeds), prefix="sens", **common)
+    run_specs(main + sens, home, workers=workers, progress=progress)
+    curves = target_curves(main + sens, home)
+    outcomes = run_outcomes(curves, last=min(50, steps))
+    outcomes.assign(sweep=["table1" if r.startswith("table1") else "sensitivity" for r in outcomes["run"]]).to_csv(
+        home / "outcomes.csv", index=False)
+    main_names = {s.name for s in main}
+    toy_tree_table(outcomes[outcomes["run"].isin(main_names)]).to_csv(home / "table1.csv", index=False)
+    cell = outcomes[(outcomes["n"] == FIGURE_CELL[0]) & (outcomes["r_neg"] == FIGURE_CELL[1])]
+    toy_tree_table(cell, by=("model", "optimizer", "lr")).to_csv(home / "sensitivity.csv", index=False)
+    curves.to_csv(home / "curves.csv.gz", index=False)
+    written = {"table1": home / "table1.csv", "outcomes": home / "outcomes.csv", "curves": home / "curves.csv.gz"}
+    written.update(toy_tree_summary(out, figures if figures is not None else out))
     return written
 
 
-def _toy_figure(curves, figs: Path) -> dict[str, Path]:
+def toy_tree_summary(out: str | os.PathLike, figures: str | os.PathLike) -> dict[str, Path]:
+    """Combine the toy-tree results of every model under ``out`` (folders with a ``table1.csv``) into ``figures``:
+    ``toy_tree_table1.md``, ``toy_tree_sensitivity.md``, ``data/toy_tree_{table1,sensitivity,outcomes,
+    calibration}.csv``, ``data/toy_tree_curves.csv.gz`` (the figure cell, every 5th step) and the figures
+    ``toy_tree_curves_<model>`` (per-seed curves of the figure cell) and ``toy_tree_lr_sweep`` (outcome against
+    the learning rate, where a model ran several)."""
+    import pandas as pd
+
+    out, figs = Path(out), Path(figures)
+    homes = sorted(p.parent for p in out.glob("*/table1.csv"))
+    if not homes:
+        return {}
+    (figs / "data").mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+
+    def gather(name: str):
+        parts = [pd.read_csv(h / name) for h in homes if (h / name).is_file()]
+        return pd.concat(parts, ignore_index=True) if parts else None
+
+    table = gather("table1.csv")
+    sens = gather("sensitivity.csv")
+    outcomes = gather("outcomes.csv")
+    calib = gather("calibration.csv")
+    table.to_csv(figs / "data" / "toy_tree_table1.csv", index=False)
+    sens.to_csv(figs / "data" / "toy_tree_sensitivity.csv", index=False)
+    outcomes.to_csv(figs / "data" / "toy_tree_outcomes.csv", index=False)
+    if calib is not None:
+        calib.to_csv(figs / "data" / "toy_tree_calibration.csv", index=False)
+    written["table1"] = write_text_atomic(figs / "toy_tree_table1.md", _table_markdown(table, TABLE1_COLUMNS))
+    written["sensitivity"] = write_text_atomic(figs / "toy_tree_sensitivity.md",
+                                               _table_markdown(sens, SENSITIVITY_COLUMNS))
+    curves = []
+    for h in homes:
+        c = pd.read_csv(h / "curves.csv.gz")
+        c = c[(c["n"] == FIGURE_CELL[0]) & (c["r_neg"] == FIGURE_CELL[1])]
+        curves.append(c[c["step"] % 5 == 0] if c["run"].nunique() > 40 else c)
+        written.update(_toy_figure(c, figs, h.name))
+    pd.concat(curves, ignore_index=True).to_csv(figs / "data" / "toy_tree_curves.csv.gz", index=False)
+    written.update(_lr_sweep_figure(outcomes, figs))
+    return written
+
+
+def _table_markdown(frame, columns: Sequence[str]) -> str:
+    parts = []
+    for model, part in frame.groupby("model", sort=False):
+        parts += [f"### {model}", "", _md(part.drop(columns="model"), [c for c in columns if c != "model"]), ""]
+    return "\n".join(parts)
+
+
+def _toy_figure(curves, figs: Path, slug: str) -> dict[str, Path]:
+    """Per-seed curves of the figure cell, one row of panels per optimiser setting (one figure per optimiser when
+    a model ran more than 4 settings): the exact π(T) where the runs logged it, else the sampled frequency of T."""
     from prm_probe.plots import plot_target_frequency, theme
 
-    pick = curves[(curves["n"] == 1) & (curves["r_neg"] == -1.0)]
-    if pick.empty:
+    if curves.empty:
         return {}
+    y = "target_probability" if curves["target_probability"].notna().all() else "target_frequency"
+    data = curves.assign(setting=[f"{o} lr {lr:g}" for o, lr in zip(curves["optimizer"], curves["lr"], strict=True)])
+    split = data["setting"].nunique() > 4
+    written = {}
     with theme():
-        fig = plot_target_frequency(pick)
-        fig.suptitle("toy tree, n = 1, r_neg = −1.0: frequency of the target path per seed")
-        paths = _save(fig, figs / "toy_tree_curves")
-    return {"toy_tree_curves": paths[0]}
+        for optimizer, part in data.groupby("optimizer") if split else [(None, data)]:
+            name = f"toy_tree_curves_{slug}" + (f"_{optimizer}" if split else "")
+            fig = plot_target_frequency(part.sort_values(["lr", "seed", "step"]), y=y,
+                                        row="setting" if part["setting"].nunique() > 1 else None)
+            fig.suptitle(f"{part['model'].iloc[0]}: toy tree n = {FIGURE_CELL[0]}, r_neg = {FIGURE_CELL[1]}, one "
+                         "line per seed", fontsize=10)
+            written[name] = _save(fig, figs / name)[0]
+    return written
+
+
+def lr_sweep_frame(outcomes):
+    """Per (model, optimiser, algorithm, lr): mean exact π(T) over seeds with a normal 95% interval, for the figure
+    cell and for the mean over all cells run (per seed, averaged over the cells first)."""
+    import pandas as pd
+
+    value = "target_probability" if outcomes["target_probability"].notna().all() else "target_frequency"
+    cell = outcomes[(outcomes["n"] == FIGURE_CELL[0]) & (outcomes["r_neg"] == FIGURE_CELL[1])]
+    per_seed = outcomes.groupby(["model", "optimizer", "algorithm", "lr", "seed"], as_index=False)[value].mean()
+    frames = []
+    for label, frame in ((f"n = {FIGURE_CELL[0]}, r_neg = {FIGURE_CELL[1]}", cell), ("mean of the cells", per_seed)):
+        g = frame.groupby(["model", "optimizer", "algorithm", "lr"], as_index=False)[value].agg(["mean", "sem"])
+        g["lower"], g["upper"] = g["mean"] - 1.96 * g["sem"].fillna(0), g["mean"] + 1.96 * g["sem"].fillna(0)
+        g["panel"] = [f"{m} · {o} · {label}" for m, o in zip(g["model"], g["optimizer"], strict=True)]
+        frames.append(g)
+    return pd.concat(frames, ignore_index=True), value
+
+
+def _lr_sweep_figure(outcomes, figs: Path) -> dict[str, Path]:
+    """Outcome against the learning rate, GRPO vs λ-GRPO, for each (model, optimiser) run at 3 or more rates."""
+    from prm_probe.plots import plot_sweep, theme
+
+    swept = outcomes.groupby(["model", "optimizer"])["lr"].transform("nunique") >= 3
+    if not swept.any():
+        return {}
+    frame, value = lr_sweep_frame(outcomes[swept])
+    with theme():
+        fig = plot_sweep(frame, x="lr", y="mean", lower="lower", upper="upper",
+                         ylabel="exact π(T), last 50 steps" if value == "target_probability" else "frequency of T")
+        fig.suptitle("toy tree: where λ-GRPO's effect appears and where it vanishes (mean over seeds, 95% CI)",
+                     fontsize=10)
+        return {"toy_tree_lr_sweep": _save(fig, figs / "toy_tree_lr_sweep")[0]}
 
 
 def overlap_experiment(out: str | os.PathLike, figures: str | os.PathLike | None = None, *,
@@ -170,8 +329,11 @@ def _overlap_figure(frame, figs: Path) -> dict[str, Path]:
 
 
 def _busiest_group(stats) -> tuple[int, int, str]:
-    """(step, group, run_id) of the group with the most trie nodes (the most interesting to draw)."""
+    """(step, group, run_id) of the group with the most trie nodes among those whose rewards differ (so its step
+    rewards and advantages are not all 0), else among all groups: the most interesting to draw."""
     g = stats.groups
+    varied = g[g["reward_std"] > 0] if "reward_std" in g else g.iloc[0:0]
+    g = varied if len(varied) else g
     row = g.sort_values(["node_count", "step", "group"], ascending=[False, True, True]).iloc[0]
     return int(row["step"]), int(row["group"]), str(row["run_id"])
 
@@ -209,9 +371,9 @@ def log_figures(log: str | os.PathLike, figures: str | os.PathLike, *, tokenizer
 
 def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike, *,
                  tokenizer: str | None = None) -> dict[str, Path]:
-    """Redraw every figure from data on disk. Each input is a rollout log, a toy-tree experiment folder
-    (holding ``curves.csv.gz``), an overlap-dynamics folder (``overlap_dynamics.csv``) or a set of run
-    folders to compare (any folder with ``config.json``)."""
+    """Redraw every figure from data on disk. Each input is a rollout log, a toy-tree experiment folder (one
+    subfolder per model holding ``table1.csv``), an overlap-dynamics folder (``overlap_dynamics.csv``) or a set
+    of run folders to compare (any folder with ``config.json``)."""
     import pandas as pd
 
     figs = Path(figures)
@@ -219,11 +381,8 @@ def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike
     runs: list[str] = []
     for item in inputs:
         p = Path(item)
-        if (p / "curves.csv.gz").is_file():
-            curves = pd.read_csv(p / "curves.csv.gz")
-            if "sweep" in curves:
-                curves = curves[curves["sweep"] == "table1"]
-            written.update(_toy_figure(curves, figs))
+        if any(p.glob("*/table1.csv")):
+            written.update(toy_tree_summary(p, figs))
         elif (p / "overlap_dynamics.csv").is_file():
             written.update(_overlap_figure(pd.read_csv(p / "overlap_dynamics.csv"), figs))
         elif (p / "config.json").is_file():
@@ -240,30 +399,52 @@ def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike
     return written
 
 
-def demo(out: str | os.PathLike, *, log: str | os.PathLike | None = None, seeds: int = 3, steps: int = 250,
+#: The demo's toy-tree setting: the tabular policy (no function approximation, ~2 s a run) with plain SGD at a
+#: learning rate where the full sweep (figures/README.md) shows GRPO and λ-GRPO apart within 250 steps.
+DEMO_SETTING: Setting = ("sgd", 1.0)
+DEMO_WHY = ("the tabular policy isolates the algorithm from function approximation and learns within 250 steps; "
+            "plain SGD keeps λ-GRPO's 1/|λ| weights in the update (Adam's per-parameter normalisation largely "
+            "cancels them), and at this learning rate the full 20-seed sweep separates the two algorithms")
+
+
+def demo(out: str | os.PathLike, *, log: str | os.PathLike | None = None, seeds: int = 10, steps: int = 250,
          workers: int | None = None, progress: bool = False) -> Path:
-    """The README's main job: a reduced toy-tree comparison of GRPO and λ-GRPO (n = 1, r_neg = −1.0), the
-    overlap statistics and implied PRM of the bundled real log, figures, and ``report.md``; returns it."""
+    """The README's main job: GRPO vs λ-GRPO on the paper's toy tree (n = 1, r_neg = −1.0) with the tabular policy
+    at :data:`DEMO_SETTING`, the overlap statistics and implied PRM of the bundled real log, figures, and
+    ``report.md``; returns the report's path."""
     from prm_probe.compare import compare_runs
     from prm_probe.stats import overlap_stats
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    specs = toy_tree_specs(ns=(1,), r_negs=(-1.0,), seeds=range(seeds), steps=steps, lr=TOY_LR, prefix="demo")
+    optimizer, lr = DEMO_SETTING
+    specs = toy_tree_specs(model="tabular", settings=(DEMO_SETTING,), cells=(FIGURE_CELL,), seeds=range(seeds),
+                           steps=steps, prefix="demo", rollouts_every=0)
     runs = run_specs(specs, out, workers=workers, progress=progress)
     curves = target_curves(specs, out)
-    table = toy_tree_table(curves, last=min(50, steps))
+    outcomes = run_outcomes(curves, last=min(50, steps))
+    table = toy_tree_table(outcomes)
     table.to_csv(out / "toy_tree.csv", index=False)
-    figures = _toy_figure(curves, out)
-    comparison = compare_runs([str(r) for r in runs], metric="reward_target_mean")
-    comparison.write(out / "comparison", "reward_target_mean")
+    figures = _toy_figure(curves, out, "tabular")
+    comparison = compare_runs([str(r) for r in runs], metric="target_probability")
+    comparison.write(out / "comparison", "target_probability")
+    per_seed = outcomes.pivot_table(index="seed", columns="algorithm", values="target_probability")
     lines = ["# prm_probe demo", "",
              f"## GRPO vs λ-GRPO on the paper's toy tree (n = 1, r_neg = −1.0; {seeds} seeds, {steps} steps)", "",
-             "Frequency of the target path over the last 50 steps (SCIENCE.md §7.1; the paper's 250-step numbers "
-             "are 0.0000 for GRPO and 0.7535 for λ-GRPO):", "",
-             _md(table, ["GRPO", "λ-GRPO", "delta", "GRPO_sd", "λ-GRPO_sd", "seeds"]),
-             "![target frequency per seed](toy_tree_curves.png)", "",
-             "Per-run peaks and tests: [comparison/summary.md](comparison/summary.md).", ""]
+             f"Setting: the **tabular policy** (one zero-initialised logit vector over L/R per prefix) trained with "
+             f"plain {optimizer.upper()} at learning rate {lr:g}, G = 16, token-mean, μ = 1, β = 0. Why this "
+             f"setting: {DEMO_WHY}.", "",
+             f"Over the last {min(50, steps)} steps: the frequency of the target path T among the samples (the "
+             "paper's metric; the paper reports 0.0000 for GRPO and 0.7535 for λ-GRPO with GPT-2-small), the exact "
+             "probability π(T) of the policy, and how many seeds end with π(T) >= 0.5:", "",
+             _md(table, ["GRPO", "λ-GRPO", "delta", "GRPO_exact", "λ-GRPO_exact", "GRPO_converged",
+                         "λ-GRPO_converged", "p_paired", "seeds"]),
+             "Per seed, exact π(T) over the last steps:", "",
+             _md(per_seed.reset_index(), ["seed", *per_seed.columns]),
+             "![exact π(T) per seed](toy_tree_curves_tabular.png)", "",
+             "Per-run peaks and tests: [comparison/summary.md](comparison/summary.md). The full sweep over models, "
+             "optimisers and learning rates: `prm-probe experiment toy-tree --model tabular` (and `--model "
+             "tiny-gpt2`, `--model smollm2-135m`).", ""]
     source = Path(log) if log is not None else BUNDLED_LOG
     if source.exists():
         stats = overlap_stats(source)
@@ -279,8 +460,9 @@ def demo(out: str | os.PathLike, *, log: str | os.PathLike | None = None, seeds:
                   f"{s['intermediate_proportion_median']:.3f} |",
                   f"| gradient-mass ratio Σ 1/\\|λ\\| / Σ 1 | {s['gradient_mass_ratio']:.3f} |", "",
                   "The paper reports 99.8% non-trivial groups (G = 6, DeepSeek-R1-Distill-Qwen-1.5B on OpenRS).", "",
-                  "![|λ| histogram](size_histogram.png)", "", "The implied PRM of the group with the most nodes:", "",
-                  "![trie](group_trie.png)", ""]
+                  "![|λ| histogram](size_histogram.png)", "",
+                  "The implied PRM of the busiest group whose rewards differ (boxes coloured by the PRM-aware "
+                  "advantage A):", "", "![trie](group_trie.png)", ""]
     else:
         lines += [f"(No bundled log at {source}: pass --log to add the overlap statistics of a log.)", ""]
     return write_text_atomic(out / "report.md", "\n".join(lines))

@@ -11,6 +11,7 @@ Shapes: ``B`` rows (prompts × G), ``P`` padded prompt length, ``T`` generated p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -64,10 +65,16 @@ def process_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 
 
 def forward_parameters(model) -> frozenset[str]:
     """Names of the keyword arguments the (base) model's ``forward`` declares (a LoRA wrapper is looked through)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return _signature_names(type(base).forward)
+
+
+@functools.lru_cache(maxsize=64)
+def _signature_names(forward) -> frozenset[str]:
+    """Parameter names of a class's ``forward`` (cached: the sampler asks at every decoding step)."""
     import inspect
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return frozenset(inspect.signature(base.forward).parameters)
+    return frozenset(inspect.signature(forward).parameters)
 
 
 def _cache_keyword(model) -> str:

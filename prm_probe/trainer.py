@@ -142,6 +142,9 @@ class _Run:
         if config.loss.beta > 0 and not hasattr(self.model, "disable_adapter"):
             ref, _ = load_policy(m.name, seed=config.seed, task=self.task)
             self.reference = ref.to(self.device).eval().requires_grad_(False)
+        from prm_probe.collect import check_policy_task
+
+        check_policy_task(self.model, self.task, self.tokenizer)
         # The policy's distribution, shared by the sampler and every forward of the update.
         allowed = self.task.allowed_token_ids(self.tokenizer)
         self.dist = PolicyDistribution(temperature=config.sampling.temperature,

@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 
 from prm_probe.cli import main
-from prm_probe.experiments import PAPER_TABLE1, toy_tree_specs, toy_tree_table
+from prm_probe.experiments import (
+    PAPER_TABLE1,
+    calibrated_setting,
+    calibration_specs,
+    run_outcomes,
+    toy_tree_specs,
+    toy_tree_table,
+)
 from prm_probe.reproduce import demo, make_figures, overlap_experiment, toy_tree_experiment
 from tests.conftest import SAMPLE_LOG
 
@@ -17,36 +24,78 @@ def test_toy_tree_specs_cover_table1():
     assert {(s.labels["n"], s.labels["r_neg"]) for s in specs} == set(PAPER_TABLE1)
     for s in specs:
         assert s.config["sampling"]["group_size"] == 16 and s.config["steps"] == 250
-        assert s.config["task"]["options"]["n"] == s.labels["n"]
+        assert s.config["task"]["options"]["n"] == s.labels["n"] and s.labels["model"] == "tiny-gpt2"
+    control = calibration_specs(model="tabular", settings=(("sgd", 1.0),), seeds=range(2))
+    assert len(control) == 2 and all(s.labels["algorithm"] == "GRPO" for s in control)
+    assert all(s.config["task"]["options"]["r_neg"] == 0.7 for s in control)  # no trap: every other path 0.7
 
 
-def test_toy_tree_table_means_the_last_steps_over_seeds():
+def _outcome_rows():
     rows = []
-    for algo, value in (("GRPO", 0.0), ("λ-GRPO", 1.0)):
-        for seed in (0, 1):
-            for step in range(10):
-                late = step >= 6
-                rows.append({"n": 1, "r_neg": -1.0, "algorithm": algo, "seed": seed, "run": f"{algo}{seed}",
-                             "step": step, "target_frequency": value * late + 0.5 * (not late)})
-    table = toy_tree_table(pd.DataFrame(rows), last=4)
-    assert table.loc[0, "GRPO"] == 0.0 and table.loc[0, "λ-GRPO"] == 1.0 and table.loc[0, "delta"] == 1.0
-    assert table.loc[0, "paper_delta"] == pytest.approx(0.7535)
+    for seed in range(4):
+        for algo, freq, prob in (("GRPO", 0.1 * seed, 0.1 * seed), ("λ-GRPO", 0.1 * seed + 0.5, 0.9)):
+            rows.append({"model": "m", "optimizer": "sgd", "lr": 1.0, "n": 1, "r_neg": -1.0, "seed": seed,
+                         "algorithm": algo, "run": f"{algo}{seed}", "target_frequency": freq,
+                         "target_probability": prob, "final_target_probability": prob, "converged": prob >= 0.5,
+                         "gradient_mass_ratio": 0.3})
+    return pd.DataFrame(rows)
 
 
-def test_toy_tree_experiment_small_and_resumable(tmp_path):
-    kw = {"seeds": 1, "steps": 4, "workers": 1, "model": "tiny", "sensitivity": False, "ns": (1,), "r_negs": (-1.0,)}
-    written = toy_tree_experiment(tmp_path / "exp", tmp_path / "figs", **kw)
-    for suffix in (".png", ".pdf"):
-        assert (tmp_path / "figs" / f"toy_tree_curves{suffix}").is_file()
-    table = pd.read_csv(tmp_path / "exp" / "table1.csv")
-    assert len(table) == 1 and set(table.columns) >= {"GRPO", "λ-GRPO", "delta", "paper_delta"}
-    curves = pd.read_csv(written["curves"])
-    assert len(curves) == 2 * 4 and curves["target_frequency"].between(0, 1).all()
-    marker = tmp_path / "exp" / "runs"
-    before = {p.name: (p / "metrics.jsonl").stat().st_mtime_ns for p in marker.iterdir()}
-    toy_tree_experiment(tmp_path / "exp", tmp_path / "figs", **kw)  # rerun: every run already finished
-    after = {p.name: (p / "metrics.jsonl").stat().st_mtime_ns for p in marker.iterdir()}
-    assert before == after
+def test_run_outcomes_and_table_by_hand():
+    curves = pd.DataFrame([{"model": "m", "optimizer": "sgd", "lr": 1.0, "n": 1, "r_neg": -1.0, "seed": 0,
+                            "algorithm": "GRPO", "run": "a", "step": t, "target_frequency": float(t >= 6),
+                            "target_probability": t / 10, "gradient_mass_ratio": 0.5} for t in range(10)])
+    out = run_outcomes(curves, last=4)
+    assert out.loc[0, "target_frequency"] == 1.0 and out.loc[0, "target_probability"] == pytest.approx(0.75)
+    assert out.loc[0, "final_target_probability"] == pytest.approx(0.9) and bool(out.loc[0, "converged"])
+    table = toy_tree_table(_outcome_rows())
+    row = table.iloc[0]
+    assert row["GRPO"] == pytest.approx(0.15) and row["λ-GRPO"] == pytest.approx(0.65)
+    assert row["delta"] == pytest.approx(0.5) and row["GRPO_converged"] == 0 and row["λ-GRPO_converged"] == 4
+    assert row["seeds"] == 4 and row["paper_delta"] == pytest.approx(0.7535)
+    assert 0 < row["p_paired"] <= 0.25  # four positive paired differences: the smallest two-sided p is 0.125
+
+
+def test_toy_tree_experiment_small_resumable_and_per_model(tmp_path, monkeypatch):
+    from prm_probe import reproduce
+
+    monkeypatch.setitem(reproduce.TOY_PLANS, "tabular", reproduce.ToyPlan(
+        settings=(("sgd", 0.5), ("sgd", 2.0), ("sgd", 8.0)), cells=((1, -1.0), (2, -0.5)), seeds=2,
+        rollouts_every=0))
+    written = toy_tree_experiment(tmp_path / "exp", tmp_path / "figs", model="tabular", steps=6, workers=1)
+    for name in ("toy_tree_curves_tabular", "toy_tree_lr_sweep"):
+        assert (tmp_path / "figs" / f"{name}.png").is_file() and (tmp_path / "figs" / f"{name}.pdf").is_file()
+    table = pd.read_csv(tmp_path / "figs" / "data" / "toy_tree_table1.csv")
+    assert len(table) == 3 * 2 and set(table["model"]) == {"tabular"}
+    assert {"GRPO", "λ-GRPO", "delta", "GRPO_exact", "p_paired", "paper_delta"} <= set(table.columns)
+    outcomes = pd.read_csv(written["outcomes"])
+    assert len(outcomes) == 3 * 2 * 2 * 2 and outcomes["target_probability"].between(0, 1).all()
+    assert "### tabular" in (tmp_path / "figs" / "toy_tree_table1.md").read_text()
+    runs = tmp_path / "exp" / "tabular" / "runs"
+    before = {p.name: (p / "metrics.jsonl").stat().st_mtime_ns for p in runs.iterdir()}
+    toy_tree_experiment(tmp_path / "exp", tmp_path / "figs", model="tabular", steps=6, workers=1)  # all finished
+    assert before == {p.name: (p / "metrics.jsonl").stat().st_mtime_ns for p in runs.iterdir()}
+    # A second model adds its rows; the first model's stay.
+    toy_tree_experiment(tmp_path / "exp", tmp_path / "figs", model="tiny", seeds=1, steps=4, workers=1,
+                        setting=("adam", 1e-3), cells=((1, -1.0),))
+    table = pd.read_csv(tmp_path / "figs" / "data" / "toy_tree_table1.csv")
+    assert set(table["model"]) == {"tabular", "tiny"} and len(table) == 7
+    assert (tmp_path / "figs" / "toy_tree_curves_tiny.png").is_file()
+
+
+def test_calibration_picks_the_best_no_trap_setting(tmp_path, monkeypatch):
+    from prm_probe import reproduce
+
+    monkeypatch.setitem(reproduce.TOY_PLANS, "default", reproduce.ToyPlan(
+        calibration=(("sgd", 0.01), ("sgd", 30.0)), cells=((1, -1.0),), seeds=1, calibration_seeds=2,
+        rollouts_every=0))
+    toy_tree_experiment(tmp_path / "exp", tmp_path / "figs", model="tiny", steps=5, workers=1)
+    calib = pd.read_csv(tmp_path / "exp" / "tiny" / "calibration.csv")
+    assert len(calib) == 4 and set(calib["algorithm"]) == {"GRPO"}
+    best = calibrated_setting(calib)
+    table = pd.read_csv(tmp_path / "exp" / "tiny" / "table1.csv")
+    assert (table.loc[0, "optimizer"], table.loc[0, "lr"]) == best
+    assert (tmp_path / "figs" / "data" / "toy_tree_calibration.csv").is_file()
 
 
 def test_overlap_experiment_small(tmp_path):
@@ -65,10 +114,10 @@ def test_figures_from_a_log(tmp_path):
 
 
 def test_demo_reduced(tmp_path):
-    report = demo(tmp_path / "demo", log=SAMPLE_LOG, seeds=1, steps=4, workers=1)
+    report = demo(tmp_path / "demo", log=SAMPLE_LOG, seeds=2, steps=4, workers=1)
     text = report.read_text()
-    assert "GRPO vs λ-GRPO" in text and "non-trivial groups" in text
-    for name in ("toy_tree_curves.png", "size_histogram.png", "group_trie.png", "comparison/summary.md"):
+    assert "GRPO vs λ-GRPO" in text and "non-trivial groups" in text and "tabular policy" in text
+    for name in ("toy_tree_curves_tabular.png", "size_histogram.png", "group_trie.png", "comparison/summary.md"):
         assert (tmp_path / "demo" / name).is_file(), name
 
 

@@ -10,7 +10,8 @@ matplotlib, seaborn or scipy. Main entry points:
 * :func:`read_rollouts`, :func:`write_rollouts`, :func:`validate_log` — the rollout-log format;
 * :class:`GroupTrie` — one group's trie to explore or print;
 * :func:`train`, :func:`load_config` — the GRPO / λ-GRPO trainer; :func:`compare_runs` — comparing runs;
-* :func:`import_log` — converting TRL / verl / other logs to the canonical format;
+* :func:`import_log` — converting TRL / verl / other logs to the canonical format; :func:`record_completion_ids`
+  — a TRL reward function that makes a plain TRL run log its sampled token ids;
 * :class:`LambdaGRPOTrainer`, :class:`LambdaGRPOConfig` — λ-GRPO on TRL's (multi-GPU) ``GRPOTrainer``;
   :func:`attach_overlap_telemetry` — overlap statistics for any TRL GRPO run (extra ``trl``).
 """
@@ -56,6 +57,7 @@ _EXPORTS = {
     "LambdaGRPOConfig": "prm_probe.trl_grpo",
     "attach_overlap_telemetry": "prm_probe.trl_telemetry",
     "RunRecordCallback": "prm_probe.trl_record",
+    "record_completion_ids": "prm_probe.trl_log",
     "PrmProbeError": "prm_probe.errors",
     "SchemaError": "prm_probe.errors",
     "LogReadError": "prm_probe.errors",

@@ -126,11 +126,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     result = overlap_stats(args.log, progress=_progress(args))
     s = result.summary()
-    token_source = result.metadata.get("prm_probe.token_source", "sampled")
     print(f"log: {args.log}")
     print(f"  {s['steps']} step(s), {s['groups']} group(s), {s['completions']} completions, {s['tokens']} tokens")
-    if token_source == "retokenized":
-        print("  token ids were re-tokenised from text: statistics are approximate")
+    for line in log_notes(result.metadata):
+        print(f"  note: {line}")
     print(f"  non-trivial groups (some token shared, F1):  {s['nontrivial_fraction']:.1%}")
     print(f"  proper branching (1 < |λ| < G somewhere, F2): {s['proper_branching_fraction']:.1%}")
     print(f"  path depth: mean {s['path_depth_mean']:.3f}, median {s['path_depth_median']:.1f}")
@@ -202,17 +201,53 @@ def cmd_import(args: argparse.Namespace) -> int:
         from prm_probe.models import load_tokenizer
 
         tokenizer = load_tokenizer(args.tokenizer)
-    fields = _parse_sets(args.field) if args.field else None
+    fields = _parse_sets(args.field, strip_values=False) if args.field else None
+    columns = [c for c in args.reward_columns.split(",") if c] if args.reward_columns else None
+    weights = None
+    if args.reward_weights:
+        try:
+            weights = [float(w) for w in args.reward_weights.split(",")]
+        except ValueError:
+            raise ConfigError(f"--reward-weights {args.reward_weights!r} is not a comma-separated list of numbers; "
+                              "expected e.g. --reward-weights 1.0,0.5; fix it") from None
     out = import_to_parquet(args.format, args.source, args.output, tokenizer=tokenizer, group_size=args.group_size,
-                            fields=fields, run_id=args.run_id)
+                            fields=fields, run_id=args.run_id, reward_columns=columns, reward_weights=weights)
     from prm_probe.rollouts import read_metadata
 
     meta = read_metadata(out)
     print(f"wrote {out} (token ids: {meta.get('prm_probe.token_source', 'sampled')}; try `prm-probe stats {out}`)")
-    changed = meta.get("prm_probe.retokenization_changed")
-    if changed and changed != "0":
-        print(f"note: {changed} completion(s) do not survive decode(encode(text)); statistics are approximate")
+    for line in log_notes(meta):
+        print(f"note: {line}")
     return 0
+
+
+def log_notes(meta: dict[str, str]) -> list[str]:
+    """Sentences about a log's provenance that its numbers depend on (from its metadata), for import and stats."""
+    notes = []
+    if meta.get("prm_probe.token_source") == "retokenized":
+        changed = meta.get("prm_probe.retokenization_text_changed", meta.get("prm_probe.retokenization_changed"))
+        notes.append(f"token ids were re-tokenised from text ({changed or 'an unknown number of'} completion text(s) "
+                     "do not survive decode(encode(text))): statistics are approximate; "
+                     + meta.get("prm_probe.retokenization_note", "ids can differ from the sampled ones")
+                     + "; log token ids for exact numbers")
+    if meta.get("prm_probe.retokenization_ids_differ"):
+        notes.append(f"re-tokenising this log's text would have changed the ids of "
+                     f"{meta['prm_probe.retokenization_ids_differ']} completions (the sampled ids are used)")
+    if meta.get("prm_probe.step_coverage"):
+        notes.append(f"steps: {meta['prm_probe.step_coverage']}")
+    if meta.get("prm_probe.step_meaning"):
+        origin = meta.get("prm_probe.step_origin")
+        notes.append(f"step numbers: {meta['prm_probe.step_meaning']}" + (f" (first step {origin})" if origin else ""))
+    if meta.get("prm_probe.trl_repeated_batches"):
+        notes.append(f"TRL files repeating the previous generation batch were kept once (steps "
+                     f"{meta['prm_probe.trl_repeated_batches']} dropped)")
+    if meta.get("prm_probe.trl_reward"):
+        notes.append(f"reward = {meta['prm_probe.trl_reward']} (checked against TRL's logged advantage)")
+    for key, text in (("prm_probe.merged_groups", "group(s) merged identical prompts"),
+                      ("prm_probe.split_prompts", "prompt(s) were split into groups in file order")):
+        if meta.get(key):
+            notes.append(f"{meta[key]} {text}")
+    return notes
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -268,13 +303,15 @@ _TRAIN_FLAGS = {  # CLI dest -> dotted config key
 }
 
 
-def _parse_sets(pairs: list[str] | None) -> dict[str, str]:
+def _parse_sets(pairs: list[str] | None, strip_values: bool = True) -> dict[str, str]:
+    """``KEY=VALUE`` pairs; values keep their whitespace with ``strip_values=False`` (e.g. a separator that ends in
+    a newline)."""
     out = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise ConfigError(f"--set {pair!r} has no '='; expected KEY=VALUE such as loss.beta=0.04; fix the flag")
         key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
+        out[key.strip()] = value.strip() if strip_values else value
     return out
 
 
@@ -478,7 +515,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="LOG.parquet", help="canonical rollout log to write")
     p.add_argument("--tokenizer", metavar="CHECKPOINT", help="tokenizer.json or model folder, for text-only logs")
     p.add_argument("--group-size", type=int, help="G (TRL's num_generations), when groups are blocks of rows")
-    p.add_argument("--field", action="append", metavar="NAME=COLUMN", help="generic format: map a field to a column")
+    p.add_argument("--field", action="append", metavar="NAME=COLUMN",
+                   help="generic: map a field to a column; grpo-prm: prompt_sep=TEXT (kept verbatim, e.g. "
+                        "$'<|im_start|>assistant\\n')")
+    p.add_argument("--reward-columns", metavar="A,B", help="trl: the reward functions' columns (default: every numeric "
+                                                            "column; log_extra columns are not rewards)")
+    p.add_argument("--reward-weights", metavar="W1,W2", help="trl: the run's reward_weights, one per --reward-columns "
+                                                              "entry (default 1)")
     p.add_argument("--run-id", help="run identifier to write")
     p.set_defaults(func=cmd_import)
 

@@ -1,30 +1,34 @@
 """Importers: convert other GRPO systems' rollout logs into prm_probe's canonical rollout table.
 
-Formats (see ``docs/PEERS.md`` §1.5, §2.4, §4, §7):
+Formats:
 
 ``trl``
-    TRL completions Parquet (``completions/completions_*.parquet``; a file, a folder or a glob): ``step``,
-    ``prompt``, ``completion``, one column per reward function, optional ``advantage`` and ``log_extra``
-    columns. Groups are consecutive blocks of ``group_size`` (``num_generations``) rows within a step; without
-    ``group_size`` rows are grouped by identical prompt text within a step (with a warning). Reward = sum of
-    the reward columns (each kept as ``reward_<name>``; reward columns are the numeric columns other than
-    ``step``/``advantage``). Text only: needs a tokenizer.
+    TRL completions Parquet (``completions/completions_*.parquet``; a file, a folder or a glob), read by
+    :mod:`prm_probe.trl_log` (what TRL writes, in detail): text or chat messages, one column per reward
+    function, ``log_extra`` columns, ``advantage``. Groups are consecutive blocks of ``group_size``
+    (``num_generations``) rows within a step; without ``group_size`` rows are grouped by identical prompt within
+    a step (with a warning). Repeated generation batches are kept once. Reward = TRL's ``nansum`` of the
+    ``reward_columns`` times ``reward_weights`` (default every numeric column, weight 1), each column kept as
+    ``reward_<name>``, checked against the logged ``advantage``. Token ids from a ``completion_ids`` column
+    (:func:`prm_probe.record_completion_ids`), else the text re-tokenised (needs a tokenizer).
 ``verl``
-    ``trainer.rollout_data_dir`` JSONL dumps (``{global_step}.jsonl``): ``input``, ``output``, ``score``,
-    ``step`` (+ ``gts`` and extra-info keys, ignored). ``prompt``/``response`` and ``reward`` are accepted as
-    aliases (OpenRLHF batch_inference wrote ``input``/``output``/``reward``). The step is the ``step`` field,
-    else the file name. Groups = identical ``input`` text within a step (identical prompts in one batch merge;
-    unequal group sizes are recorded, not an error). Text only: needs a tokenizer.
+    ``trainer.rollout_data_dir`` JSONL dumps (``{global_step}.jsonl``, written by ``_dump_generations`` in
+    ``verl/trainer/ppo/ray_trainer.py``): ``input``, ``output``, ``score``, ``step`` (+ ``gts`` and extra-info
+    keys, ignored). ``prompt``/``response`` and ``reward`` are accepted as aliases (OpenRLHF batch_inference
+    wrote ``input``/``output``/``reward``). The step is the ``step`` field, else the file name. verl reorders the
+    batch before dumping it and dumps no group id, so groups = identical ``input`` text within a step; with
+    ``group_size`` (``rollout.n``) a prompt with several groups' rows is split into groups in file order,
+    without it they merge (warned, and recorded). Text only: needs a tokenizer.
 ``grpo-prm``
-    coli-saar/grpo-prm ``stats.json`` (a file, or the folder holding it). Assumptions (PEERS.md §4 gives only
-    this much): steps are numbered 0, 1, ... over ``epochs[*].steps`` in file order (the epoch is kept in an
-    ``epoch`` column); ``instances`` are prompt-major blocks of ``args.group_size`` rows with equal ``idx``
-    (``group_size=`` overrides; default 6); ``prompt_id`` = ``idx``; ``init_val`` and each epoch's
-    ``validation`` entries (structure undocumented) are kept as JSON in metadata ``grpo_prm.validation``,
-    with the epoch's first step and, for ``{"reward": ...}`` entries, their mean reward. ``query_response``
-    holds prompt + completion: pass ``fields={"prompt_sep": TEXT}`` to split after the last occurrence of
-    TEXT (e.g. the assistant header); otherwise the whole text is the completion (a warning says overlap
-    statistics then include the prompt).
+    coli-saar/grpo-prm ``stats.json`` (a file, or the folder holding it), as ``train.py`` writes it: steps are
+    numbered 0, 1, ... over ``epochs[*].steps`` in file order (the epoch is kept in an ``epoch`` column);
+    ``instances`` are prompt-major blocks of ``args.group_size`` rows with equal ``idx`` (``group_size=``
+    overrides; default 6); ``prompt_id`` = ``idx``; ``init_val`` and each epoch's ``validation`` calls (lists
+    of ``[text, reward]``) are kept as JSON in metadata ``grpo_prm.validation``, with the epoch's first step
+    and each call's mean reward. ``query_response`` holds prompt + completion decoded with special tokens:
+    pass ``fields={"prompt_sep": TEXT}`` to split after the last occurrence of TEXT (the assistant header of
+    the chat template, e.g. ``"<|im_start|>assistant\\n"``); otherwise the whole text is the completion (a
+    warning says overlap statistics then include the prompt).
 ``jsonl-ids``
     open-instruct style JSONL with token ids: ``prompt_tokens``, ``response_tokens``, ``prompt_idx``,
     ``reward`` (or ``scores``), ``step``; optional ``sample_idx``, ``advantage``, ``finish_reason``. Ids are
@@ -36,7 +40,9 @@ Formats (see ``docs/PEERS.md`` §1.5, §2.4, §4, §7):
     blocks of ``group_size``, else identical prompt text.
 
 Text re-tokenised with ``tokenizer.encode(text, add_special_tokens=False)``; rows whose
-``decode(encode(text)) != text`` are counted in metadata ``prm_probe.retokenization_changed``.
+``decode(encode(text)) != text`` are counted in metadata ``prm_probe.retokenization_text_changed``, and
+``prm_probe.retokenization_note`` says what such ids cannot tell (the EOS TRL and verl strip, other splits).
+Every import records its step numbering (``prm_probe.step_origin``, ``prm_probe.step_meaning``).
 """
 
 from __future__ import annotations
@@ -161,40 +167,105 @@ def _hash(value) -> str:
 # ----------------------------------------------------------------------------------------------- readers
 
 
-def _read_trl(source, *, group_size=None, fields=None) -> tuple[pd.DataFrame, dict]:
-    files = _files(source, (".parquet", ".pq"), "trl")
+def _read_trl(source, *, group_size=None, tokenizer=None, reward_columns=None, reward_weights=None,
+              **_) -> tuple[pd.DataFrame, dict]:
+    from prm_probe import trl_log
+
     frames = []
-    for f in files:
+    for f in _files(source, (".parquet", ".pq"), "trl"):
         try:
-            frames.append(pq.read_table(f).to_pandas())
+            frames.append((str(f), pq.read_table(f).to_pandas()))
         except (pa.ArrowInvalid, OSError) as exc:
             raise LogReadError(f"'{f}' is not a readable Parquet file ({str(exc).splitlines()[0]}); expected a TRL "
                                "completions_*.parquet; re-create it") from None
-    df = pd.concat(frames, ignore_index=True)
-    _require("trl", df.columns, ["step", "prompt", "completion"], str(source))
-    if df["prompt"].map(lambda p: not isinstance(p, str)).any():  # structured chat prompts
-        df["prompt"] = df["prompt"].map(lambda p: p if isinstance(p, str) else json.dumps(p, default=str))
-    skip = {"step", "advantage"}
-    rewards = [c for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])
-               and not pd.api.types.is_bool_dtype(df[c])]
-    if not rewards:
-        raise SchemaError(f"'{source}' has no numeric reward column (found: {', '.join(df.columns)}); expected one "
-                          "column per reward function; log completions with at least one reward function")
+    for name, frame in frames:
+        _require("trl", frame.columns, ["step", "prompt", "completion"], name)
+    frames.sort(key=lambda item: int(item[1]["step"].min()) if len(item[1]) else -1)
+    df, facts = trl_log.read_trl_frames(frames, tokenizer=tokenizer)
+    candidates = trl_log.reward_columns(df)
+    columns = list(reward_columns) if reward_columns else candidates
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise SchemaError(f"--reward-columns names {', '.join(missing)}, not in '{source}' (numeric columns: "
+                          f"{', '.join(candidates) or 'none'}); expected the run's reward function names; fix the list")
+    if not columns:
+        raise SchemaError(f"'{source}' has no numeric reward column (found: {', '.join(map(str, df.columns))}); "
+                          "expected one column per reward function; log completions with at least one reward function")
+    weights = [1.0] * len(columns) if reward_weights is None else [float(w) for w in reward_weights]
+    if len(weights) != len(columns):
+        raise SchemaError(f"--reward-weights has {len(weights)} value(s) for {len(columns)} reward column(s) "
+                          f"({', '.join(columns)}); expected one weight per column, in the same order; pass "
+                          "--reward-columns with them")
+    reward, partial, unscorable = trl_log.weighted_reward(df, columns, weights)
+    if unscorable:
+        raise SchemaError(f"{unscorable} completion(s) of '{source}' have no reward from any of {', '.join(columns)} "
+                          "(every reward function returned None: TRL gives them advantage 0 and no reward); expected "
+                          "a reward per completion; pass --reward-columns naming a function that scored them")
+    if partial:
+        logger.warning("trl: %d completion(s) lack some reward components (a reward function returned None); their "
+                       "reward sums the others, as TRL's nansum does", partial)
     out = pd.DataFrame({"step": df["step"], "prompt": df["prompt"], "completion": df["completion"],
-                        "reward": df[rewards].sum(axis=1, min_count=len(rewards))})
-    for r in rewards:
+                        "reward": reward, "_key": df["_key"]})
+    for r in columns:
         out[f"reward_{r}"] = df[r].astype(float)
-    if "advantage" in df:
-        out["advantage"] = df["advantage"]
-    out["_key"] = df["prompt"]
+    for r in candidates:  # for the advantage check's suggestions; not written
+        out[f"_cand_{r}"] = df[r].astype(float)
+    for extra in ("advantage", "prompt_ids"):
+        if extra in df:
+            out[extra] = df[extra]
+    if trl_log.ID_COLUMN in df:
+        out["completion_ids"] = df[trl_log.ID_COLUMN].map(_ids)
+    coverage, sample = trl_log.step_coverage(facts["steps"] + facts["repeated"])
+    meta = {"prm_probe.step_origin": "1", "prm_probe.step_meaning": STEP_MEANING["trl"],
+            "prm_probe.step_coverage": coverage, "prm_probe.step_sample": str(sample).lower(),
+            "prm_probe.trl_reward": " + ".join(f"{w:g}*{c}" for c, w in zip(columns, weights, strict=True))}
+    if facts["repeated"]:
+        meta["prm_probe.trl_repeated_batches"] = json.dumps(facts["repeated"])
+    if partial:
+        meta["prm_probe.trl_partial_rewards"] = str(partial)
+    if facts["conversational"]:
+        meta["prm_probe.trl_prompt_ids"] = facts["prompt_ids"]
+
+    def check(grouped: pd.DataFrame) -> None:
+        if "advantage" in grouped:
+            trl_log.check_advantages(grouped, columns=columns, weights=weights, user_columns=bool(reward_columns),
+                                     candidates=candidates, group_size=group_size)
+        elif group_size:
+            _check_adjacent_blocks(grouped, group_size, str(source))
+
+    plan = {"metadata": meta, "check": check, "text_source": "trl"}
     if group_size:
-        return out, {"mode": "block", "group_size": group_size}
-    logger.warning("trl: no group_size (num_generations) given; grouping by identical prompt text within a step "
-                   "(identical prompts in one batch merge)")
-    return out, {"mode": "key", "allow_unequal": True}
+        return out, {**plan, "mode": "block", "group_size": group_size}
+    logger.warning("trl: no group_size (num_generations) given; grouping by identical prompt text within a step")
+    return out, {**plan, "mode": "key", "allow_unequal": True}
 
 
-def _read_verl(source, *, group_size=None, fields=None) -> tuple[pd.DataFrame, dict]:
+def _check_adjacent_blocks(df: pd.DataFrame, size: int, where: str) -> None:
+    """Blocks of one step that follow each other with the same prompt: the block size is smaller than the group."""
+    keys = df["_key"].map(lambda k: k if isinstance(k, str | int | float) else json.dumps(k, default=str))
+    first = df.assign(_k=keys).groupby(["step", "group"], sort=True)["_k"].first().reset_index()
+    same = (first["_k"] == first["_k"].shift()) & (first["step"] == first["step"].shift())
+    if same.any():
+        row = first[same].iloc[0]
+        run = int(keys[(df["step"] == row["step"]) & (keys == row["_k"])].size)
+        raise SchemaError(f"blocks {int(row['group']) - 1} and {int(row['group'])} of step {int(row['step'])} in "
+                          f"'{where}' share one prompt ({run} consecutive rows have it); --group-size {size} looks "
+                          f"smaller than the run's groups; expected one block per prompt; pass --group-size {run} "
+                          "(TRL's num_generations)")
+
+
+#: What the ``step`` column of an imported log counts, per format (kept in metadata ``prm_probe.step_meaning``).
+STEP_MEANING = {
+    "trl": "TRL's global_step when the completions file was written: the optimiser step (from 1) that used the batch",
+    "verl": "verl's global_steps (from 1): the training step that generated the batch",
+    "grpo-prm": "steps numbered from 0 over the stats.json's epochs (the authors' loop counts from 0 in each epoch)",
+    "jsonl-ids": "the step field as logged",
+    "generic": "the step field as logged",
+}
+STEP_ORIGIN = {"trl": "1", "verl": "1", "grpo-prm": "0"}
+
+
+def _read_verl(source, *, group_size=None, **_) -> tuple[pd.DataFrame, dict]:
     df = _records(source, "verl")
     keys = [c for c in df.columns if c != "_file"]
     p, c, r = _pick(keys, ("input", "prompt")), _pick(keys, ("output", "response")), _pick(keys, ("score", "reward"))
@@ -207,12 +278,14 @@ def _read_verl(source, *, group_size=None, fields=None) -> tuple[pd.DataFrame, d
         raise SchemaError(f"'{source}' has no 'step' field and file '{df['_file'][step.isna()].iloc[0]}' is not "
                           "named {global_step}.jsonl; expected either; rename the file to its step")
     out = pd.DataFrame({"step": step, "prompt": df[p], "completion": df[c], "reward": df[r], "_key": df[p]})
-    logger.warning("verl: groups rebuilt from identical prompt text within a step; identical prompts in one "
-                   "batch merge into one group")
-    return out, {"mode": "key", "allow_unequal": True}
+    # verl reorders the batch (trainer.balance_batch) before dumping it, so a group's rows are not contiguous and
+    # its uid is not dumped: groups can only be rebuilt from the prompt text.
+    plan = {"mode": "key", "allow_unequal": True, "text_source": "verl", "group_size": group_size,
+            "metadata": {"prm_probe.step_origin": "1", "prm_probe.step_meaning": STEP_MEANING["verl"]}}
+    return out, plan
 
 
-def _read_grpo_prm(source, *, group_size=None, fields=None) -> tuple[pd.DataFrame, dict]:
+def _read_grpo_prm(source, *, group_size=None, fields=None, **_) -> tuple[pd.DataFrame, dict]:
     path = Path(os.fspath(source))
     path = path / "stats.json" if path.is_dir() else path
     try:
@@ -252,8 +325,10 @@ def _read_grpo_prm(source, *, group_size=None, fields=None) -> tuple[pd.DataFram
     if not rows:
         raise SchemaError(f"'{path}' holds no instances; expected epochs[*].steps[*].instances; "
                           "point at a stats.json written after at least one checkpoint")
-    return pd.DataFrame(rows), {"mode": "block", "group_size": int(size),
-                                "metadata": {"grpo_prm.validation": _grpo_prm_validation(data)}}
+    return pd.DataFrame(rows), {"mode": "block", "group_size": int(size), "text_source": "grpo-prm",
+                                "metadata": {"grpo_prm.validation": _grpo_prm_validation(data),
+                                             "prm_probe.step_origin": "0",
+                                             "prm_probe.step_meaning": STEP_MEANING["grpo-prm"]}}
 
 
 def _grpo_prm_validation(data: dict) -> str:
@@ -262,15 +337,31 @@ def _grpo_prm_validation(data: dict) -> str:
     epochs, first = [], 0
     for e, epoch in enumerate(data["epochs"]):
         entries = epoch.get("validation")
-        rewards = [v["reward"] for v in entries if isinstance(v, dict) and isinstance(v.get("reward"), int | float)] \
-            if isinstance(entries, list) else []
-        epochs.append({"epoch": e, "first_step": first, "entries": entries,
-                       "reward_mean": float(np.mean(rewards)) if rewards else None})
+        calls = [_validation_reward(call) for call in entries] if isinstance(entries, list) else []
+        means = [m for m in calls if m is not None]
+        epochs.append({"epoch": e, "first_step": first, "entries": entries, "call_reward_means": calls,
+                       "reward_mean": means[-1] if means else None})
         first += len(epoch.get("steps", []))
-    return json.dumps({"init_val": data.get("init_val"), "epochs": epochs})
+    return json.dumps({"init_val": data.get("init_val"), "init_val_reward_mean": _validation_reward(
+        data.get("init_val")), "epochs": epochs})
 
 
-def _read_jsonl_ids(source, *, group_size=None, fields=None) -> tuple[pd.DataFrame, dict]:
+def _validation_reward(call) -> float | None:
+    """Mean reward of one validation call as the authors' code stores it: ``LambdaGRPOTrainer.validate`` returns
+    ``[(text, reward), ...]`` (JSON lists; lambda_grpo/trainer.py:65-90 at 6bc58b1), appended once per validation
+    to ``epochs[-1]['validation']`` (train_utils.py:97). ``{"reward": r}`` objects are accepted too."""
+    if not isinstance(call, list):
+        return None
+    rewards = []
+    for item in call:
+        if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], int | float):
+            rewards.append(float(item[1]))
+        elif isinstance(item, dict) and isinstance(item.get("reward"), int | float):
+            rewards.append(float(item["reward"]))
+    return float(np.mean(rewards)) if rewards else None
+
+
+def _read_jsonl_ids(source, **_) -> tuple[pd.DataFrame, dict]:
     df = _records(source, "jsonl-ids")
     keys = [c for c in df.columns if c != "_file"]
     r = _pick(keys, ("reward", "scores"))
@@ -289,7 +380,7 @@ def _read_jsonl_ids(source, *, group_size=None, fields=None) -> tuple[pd.DataFra
 _GENERIC = ("step", "prompt", "completion", "completion_ids", "reward", "group", "sample", "prompt_id")
 
 
-def _read_generic(source, *, group_size=None, fields=None) -> tuple[pd.DataFrame, dict]:
+def _read_generic(source, *, group_size=None, fields=None, **_) -> tuple[pd.DataFrame, dict]:
     names = {k: k for k in _GENERIC} | dict(fields or {})
     unknown = set(names) - set(_GENERIC)
     if unknown:
@@ -317,7 +408,7 @@ def _read_generic(source, *, group_size=None, fields=None) -> tuple[pd.DataFrame
     if "prompt" not in out:
         _require("generic", df.columns, [names["group"]], str(source))
     logger.warning("generic: no group field or group_size; grouping by identical prompt text within a step")
-    return out.assign(_key=out["prompt"]), {"mode": "key", "allow_unequal": True}
+    return out.assign(_key=out["prompt"]), {"mode": "key", "allow_unequal": True, "text_source": "generic"}
 
 
 IMPORTERS: dict[str, Callable[..., tuple[pd.DataFrame, dict]]] = {
@@ -356,12 +447,34 @@ def _groups(df: pd.DataFrame, plan: dict, where: str) -> tuple[pd.DataFrame, dic
                 raise SchemaError(f"block {g} of step {s} in '{where}' mixes {int(mixed.max())} prompts; expected "
                                   f"blocks of {size} rows with one prompt; check group_size")
         return df, meta
-    keys = df["_key"].map(lambda k: k if isinstance(k, (str, int, float)) else json.dumps(k, default=str))
+    keys = df["_key"].map(lambda k: k if isinstance(k, (str, int, float)) else json.dumps(k, default=str)).astype(str)
+    size = plan.get("group_size")
+    if size:  # a known group size: a prompt that came in several groups has a multiple of its rows
+        counts = keys.groupby(df["step"]).value_counts()
+        bad = counts[counts % size != 0]
+        if len(bad):
+            (s, _), n = bad.index[0], int(bad.iloc[0])
+            raise SchemaError(f"a prompt of step {s} in '{where}' has {n} rows, not a multiple of --group-size {size}; "
+                              "expected whole groups per prompt; pass the run's group size (verl: rollout.n)")
+        multi = counts[counts > size]
+        if len(multi):
+            logger.warning("%d prompt(s) came in several groups within a step (%d rows each at most); their rows "
+                           "were split into groups of %d in file order: the log does not record which rows shared a "
+                           "group, so those groups' membership is arbitrary", len(multi), int(multi.max()), size)
+            meta["prm_probe.split_prompts"] = str(len(multi))
+        keys = keys + "\x00" + (keys.groupby([df["step"], keys]).cumcount() // size).astype(str)
     df["group"] = keys.groupby(df["step"], sort=False).transform(lambda s: pd.factorize(s)[0]).astype(np.int64)
     order = ["step", "group"] + (["sample"] if "sample" in df else [])
     df = df.sort_values(order, kind="stable").reset_index(drop=True)
     df["sample"] = df.groupby(["step", "group"]).cumcount()
     sizes = df.groupby(["step", "group"]).size()
+    if not size and sizes.nunique() > 1:
+        modal = int(sizes.mode().iloc[0])
+        merged = sizes[(sizes > modal) & (sizes % modal == 0)]
+        if len(merged):
+            logger.warning("%d group(s) are a multiple of the usual size %d: identical prompts in one batch merged "
+                           "into one group; pass --group-size to split them", len(merged), modal)
+            meta["prm_probe.merged_groups"] = str(len(merged))
     if sizes.nunique() > 1:
         counts = {int(k): int(v) for k, v in sizes.value_counts().sort_index().items()}
         msg = f"groups of unequal size in '{where}': {counts} (size: number of groups)"
@@ -372,7 +485,20 @@ def _groups(df: pd.DataFrame, plan: dict, where: str) -> tuple[pd.DataFrame, dic
     return df, meta
 
 
-def _retokenize(df: pd.DataFrame, tokenizer, fmt: str) -> tuple[list[list[int]], int]:
+#: What a re-tokenised log cannot tell, per source format (metadata ``prm_probe.retokenization_note``).
+_DROPPED_EOS = ("{who} decodes completions with skip_special_tokens=True, so the EOS that ended a completion is not in "
+                "the text and is missing from every re-tokenised completion that stopped; ")
+RETOKENIZATION_NOTES = {
+    "trl": _DROPPED_EOS.format(who="TRL"),
+    "verl": _DROPPED_EOS.format(who="verl"),
+    "grpo-prm": "the authors' code decodes prompt + completion with special tokens kept, so the EOS survives; ",
+}
+_RETOKENIZATION_TAIL = ("encoding text can also split it differently from the sampler (e.g. '\\n\\n' as one token or "
+                        "two), so ids can differ where the text round-trips: shared prefixes and depths are close, "
+                        "|λ| near the ends of completions and exact duplicates are not reliable")
+
+
+def _retokenize(df: pd.DataFrame, tokenizer, fmt: str, warn: bool = True) -> tuple[list[list[int]], int]:
     if tokenizer is None:
         raise SchemaError(f"format '{fmt}' holds text, not token ids; it needs --tokenizer (tokenizer=) to "
                           "re-tokenise the completions; pass the policy's tokenizer")
@@ -383,19 +509,25 @@ def _retokenize(df: pd.DataFrame, tokenizer, fmt: str) -> tuple[list[list[int]],
         if decode is not None and decode(enc) != text:
             changed += 1
         ids.append(enc)
-    if changed:
+    if changed and warn:
         logger.warning("%s: re-tokenisation changed the text of %d of %d completion(s) (decode(encode(text)) != "
                        "text); statistics are approximate", fmt, changed, len(ids))
     return ids, changed
 
 
 def import_log(fmt: str, source, *, tokenizer=None, group_size: int | None = None,
-               fields: dict[str, str] | None = None, run_id: str | None = None) -> pa.Table:
+               fields: dict[str, str] | None = None, run_id: str | None = None,
+               reward_columns: list[str] | None = None, reward_weights: list[float] | None = None) -> pa.Table:
     """Import a foreign rollout log as a table in the canonical schema (see the module docstring).
+
+    Args:
+        reward_columns, reward_weights: TRL only: the reward functions' columns and the run's ``reward_weights``
+            (default: every numeric column, weight 1; checked against TRL's logged advantage).
 
     Raises:
         UnknownNameError: ``fmt`` is not in :data:`IMPORTERS`.
-        SchemaError: wrong format, missing fields, unequal groups where not allowed, no tokenizer for text.
+        SchemaError: wrong format, missing fields, unequal groups where not allowed, no tokenizer for text, a
+            reward that does not reproduce the logged advantage.
         LogReadError: the source cannot be read.
     """
     if fmt not in IMPORTERS:
@@ -403,19 +535,32 @@ def import_log(fmt: str, source, *, tokenizer=None, group_size: int | None = Non
                                f"{close_matches(fmt, IMPORTERS)}pick one of those")
     if group_size is not None and int(group_size) < 1:
         raise SchemaError(f"group_size {group_size}; expected a positive number; pass the run's num_generations")
-    df, plan = IMPORTERS[fmt](source, group_size=group_size, fields=fields)
+    if fmt != "trl" and (reward_columns or reward_weights):
+        raise SchemaError(f"--reward-columns/--reward-weights apply to format 'trl', not {fmt!r}; expected a TRL "
+                          "completions log; drop them")
+    df, plan = IMPORTERS[fmt](source, group_size=group_size, fields=fields, tokenizer=tokenizer,
+                              reward_columns=reward_columns, reward_weights=reward_weights)
     if df["reward"].isna().any() or not pd.api.types.is_numeric_dtype(df["reward"]):
         raise SchemaError(f"'{source}' has missing or non-numeric rewards ({int(df['reward'].isna().sum())} "
                           "missing); expected a number per row; score every completion")
     df, meta = _groups(df, plan, str(source))
+    if "check" in plan:
+        plan["check"](df)
     meta.update({"prm_probe.import_format": fmt, "prm_probe.import_source": os.fspath(source)})
+    meta.setdefault("prm_probe.step_meaning", STEP_MEANING[fmt])
     meta.update(plan.get("metadata", {}))
     if "completion_ids" in df:
         ids = df["completion_ids"].tolist()
         meta["prm_probe.token_source"] = "sampled"
+        if tokenizer is not None and "completion" in df:  # both: measure how wrong a text-only import would be
+            retok, _ = _retokenize(df, tokenizer, fmt, warn=False)
+            differ = sum(list(a) != list(b) for a, b in zip(ids, retok, strict=True))
+            meta["prm_probe.retokenization_ids_differ"] = f"{differ} of {len(ids)}"
     else:
         ids, changed = _retokenize(df, tokenizer, fmt)
-        meta.update({"prm_probe.token_source": "retokenized", "prm_probe.retokenization_changed": str(changed)})
+        note = RETOKENIZATION_NOTES.get(plan.get("text_source", ""), "") + _RETOKENIZATION_TAIL
+        meta.update({"prm_probe.token_source": "retokenized", "prm_probe.retokenization_text_changed": str(changed),
+                     "prm_probe.retokenization_note": note})
     if tokenizer is not None:
         meta["tokenizer"] = str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
         eos = getattr(tokenizer, "eos_token_id", None)

@@ -64,18 +64,36 @@ def pick_device(name: str = "auto"):
     return torch.device(name)
 
 
+def _byte_symbols() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable-symbol map (bytes that are printable stand for themselves)."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    symbols, extra = dict(zip(keep, map(chr, keep), strict=True)), 0
+    for b in range(256):
+        if b not in symbols:
+            symbols[b], extra = chr(256 + extra), extra + 1
+    return symbols
+
+
 def char_tokenizer():
-    """A character-level fast tokenizer over printable ASCII, built in code (ids 0-2 are pad, bos, eos)."""
+    """A character-level fast tokenizer over printable ASCII, built in code (ids 0-2 are pad, bos, eos).
+
+    Written as a byte-level BPE with no merges, so each ASCII character is one token and a saved folder reloads
+    identically through ``AutoTokenizer`` even beside a Qwen2 ``config.json`` (transformers then rebuilds the
+    tokenizer as a byte-level Qwen2 tokenizer, which a word-level tokenizer would not survive: it dropped every
+    space). Characters outside printable ASCII are unknown and encode to ``<pad>`` (dropped when decoding with
+    ``skip_special_tokens``).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
+    byte = _byte_symbols()
     chars = [c for c in string.printable if c not in "\r\x0b\x0c"]
-    vocab = {tok: i for i, tok in enumerate([*CHAR_SPECIALS, *chars])}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="?"))
-    core.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
-    core.decoder = decoders.Fuse()
+    vocab = {tok: i for i, tok in enumerate([*CHAR_SPECIALS, *(byte[ord(c)] for c in chars)])}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<pad>", fuse_unk=True))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
     tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>",
-                                  unk_token="?")
+                                  unk_token="<pad>")
     tok.padding_side = "left"
     return tok
 

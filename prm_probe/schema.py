@@ -75,6 +75,12 @@ METADATA_KEYS = {
     "model": "policy model name or path",
     "git_hash": "commit of the code that made the log",
     "config": "the resolved run configuration as JSON",
+    "prm_probe.step_origin": "the first step's number: '0' (prm_probe, the authors' code) or '1' (TRL, verl)",
+    "prm_probe.step_meaning": "what the step column counts, in words",
+    "prm_probe.step_coverage": "which steps the log holds; prm_probe.step_sample 'true' when steps were not logged",
+    "prm_probe.retokenization_text_changed": "re-tokenised logs: completions whose decode(encode(text)) != text",
+    "prm_probe.retokenization_note": "re-tokenised logs: what their ids can and cannot tell",
+    "prm_probe.retokenization_ids_differ": "logs with sampled ids and text: how many re-tokenised ids would differ",
 }
 
 _FIX_TEXT_IDS = ("log token ids rather than text, or convert a text log with "

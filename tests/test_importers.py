@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from prm_probe.cli import main
@@ -27,35 +25,42 @@ def tok():
 
 
 class DroppingTokenizer:
-    """Wraps char_tokenizer so decode drops every 'x': text with an 'x' does not round-trip."""
+    """Wraps char_tokenizer so decode drops every ``char``: text holding it does not round-trip."""
 
-    def __init__(self, inner):
-        self.inner = inner
+    def __init__(self, inner, char: str = "x"):
+        self.inner, self.char = inner, char
 
     def encode(self, text, add_special_tokens=False):
         return self.inner.encode(text, add_special_tokens=add_special_tokens)
 
     def decode(self, ids):
-        return self.inner.decode(ids).replace("x", "")
+        return self.inner.decode(ids).replace(self.char, "")
 
 
-def _trl_parquet(folder: Path) -> Path:
-    """A copy of the shipped TRL fixture (tests/data/foreign/trl, made by make_trl_fixture.py) under ``folder``."""
-    comp = folder / "completions"
-    shutil.copytree(FOREIGN / "trl", comp)
-    return comp
-
-
-def test_shipped_trl_fixture_matches_its_hand_written_rows():
+def _fixtures():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_trl_fixture", FOREIGN / "make_trl_fixture.py")
+    spec = importlib.util.spec_from_file_location("make_foreign_fixtures", FOREIGN / "make_foreign_fixtures.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    shipped = sorted(p.name for p in (FOREIGN / "trl").glob("*.parquet"))
-    assert shipped == sorted(module.ROWS)
-    for name, frame in module.frames().items():
-        pd.testing.assert_frame_equal(pd.read_parquet(FOREIGN / "trl" / name), frame)
+    return module
+
+
+@pytest.fixture(scope="module")
+def chat_tok():
+    return _fixtures().tokenizer()
+
+
+def test_shipped_verl_and_grpo_prm_fixtures_are_what_their_programs_write():
+    """The fixtures are written by re-implementing verl's and the authors' dumping code (their files, lines and
+    commits are in make_foreign_fixtures.py); the shipped files must equal what that script writes."""
+    module = _fixtures()
+    tok = module.tokenizer()
+    files = module.verl_files(tok)
+    assert sorted(p.name for p in (FOREIGN / "verl").glob("*.jsonl")) == sorted(files)
+    for name, text in files.items():
+        assert (FOREIGN / "verl" / name).read_text(encoding="utf-8") == text
+    assert json.loads((FOREIGN / "grpo_prm" / "stats.json").read_text()) == module.grpo_prm_stats(tok)
 
 
 def _meta(table) -> dict[str, str]:
@@ -82,52 +87,40 @@ def test_registry():
         import_log("verll", FOREIGN / "verl")
 
 
-def test_trl_blocks(tmp_path, tok):
-    comp = _trl_parquet(tmp_path)
-    t = import_log("trl", comp, tokenizer=tok, group_size=2)
-    assert _groups(t) == {(5, 0): [1.5, 0.5], (5, 1): [1.0, 1.5], (10, 0): [0.0, 1.0]}
-    df = t.to_pandas()
-    assert list(df["reward_acc"]) == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
-    assert df["advantage"].tolist()[:2] == pytest.approx([0.1, -0.1])
-    for text, ids in zip(df["completion"], df["completion_ids"], strict=True):
-        assert list(ids) == tok.encode(text, add_special_tokens=False)
-    meta = _meta(t)
-    assert meta["prm_probe.token_source"] == "retokenized"
-    assert meta["prm_probe.retokenization_changed"] == "0"
-    out = _written_ok(("trl", str(comp / "completions_*.parquet"), {"tokenizer": tok, "group_size": 2}), tmp_path)
-    assert pq.read_metadata(out).metadata[b"prm_probe.token_source"] == b"retokenized"
-
-
-def test_trl_prompt_fallback_warns(tmp_path, tok, caplog):
-    comp = _trl_parquet(tmp_path)
+def test_verl_groups_from_prompt_text_although_the_batch_was_reordered(tmp_path, chat_tok, caplog):
     with caplog.at_level(logging.WARNING, logger="prm_probe.importers"):
-        t = import_log("trl", comp, tokenizer=tok)
-    assert "no group_size" in caplog.text
-    assert _groups(t) == {(5, 0): [1.5, 0.5], (5, 1): [1.0, 1.5], (10, 0): [0.0, 1.0]}
-
-
-def test_trl_needs_tokenizer_and_whole_groups(tmp_path, tok):
-    comp = _trl_parquet(tmp_path)
-    with pytest.raises(SchemaError, match="needs --tokenizer"):
-        import_log("trl", comp, group_size=2)
-    with pytest.raises(SchemaError, match="not a multiple of group_size 3"):
-        import_log("trl", comp, tokenizer=tok, group_size=3)
-    with pytest.raises(SchemaError, match="mixes 2 prompts"):
-        import_log("trl", comp / "completions_00005.parquet", tokenizer=tok, group_size=4)
-
-
-def test_verl(tmp_path, tok, caplog):
-    with caplog.at_level(logging.WARNING, logger="prm_probe.importers"):
-        t = import_log("verl", FOREIGN / "verl", tokenizer=tok, run_id="r1")
-    assert "identical prompts in one batch merge" in caplog.text
-    assert _groups(t) == {(3, 0): [1.0, 0.0, 1.0], (3, 1): [1.0, 0.0, 0.0], (4, 0): [1.0, 0.0, 1.0]}
+        t = import_log("verl", FOREIGN / "verl" / "1.jsonl", tokenizer=chat_tok, run_id="r1")
+    assert "merged" not in caplog.text and "merge" not in caplog.text  # nothing merged: no warning
     df = t.to_pandas()
-    assert set(df["run_id"]) == {"r1"}
-    assert df.loc[df["step"] == 3, "completion"].tolist() == ["2", "3", "2.", "5", "6", "55"]
-    expected = [tok.encode(c, add_special_tokens=False) for c in df["completion"]]
+    rows = [json.loads(line) for line in (FOREIGN / "verl" / "1.jsonl").read_text().splitlines()]
+    assert [r["input"] for r in rows] != sorted(r["input"] for r in rows)  # balance_batch scattered the groups
+    by_prompt = {}
+    for r in rows:
+        by_prompt.setdefault(r["input"], []).append(r["score"])
+    assert sorted(sorted(v) for v in _groups(t).values()) == sorted(sorted(v) for v in by_prompt.values())
+    assert set(df["run_id"]) == {"r1"} and set(df["step"]) == {1}
+    expected = [chat_tok.encode(c, add_special_tokens=False) for c in df["completion"]]
     assert [list(x) for x in df["completion_ids"]] == expected
-    assert _meta(t)["prm_probe.token_source"] == "retokenized"
-    _written_ok(("verl", FOREIGN / "verl", {"tokenizer": tok}), tmp_path)
+    meta = _meta(t)
+    assert meta["prm_probe.token_source"] == "retokenized" and meta["prm_probe.step_origin"] == "1"
+    assert "verl decodes completions with skip_special_tokens=True" in meta["prm_probe.retokenization_note"]
+    _written_ok(("verl", FOREIGN / "verl", {"tokenizer": chat_tok, "group_size": 3}), tmp_path)
+
+
+def test_verl_repeated_prompt_merges_without_group_size_and_splits_with_it(chat_tok, caplog):
+    with caplog.at_level(logging.WARNING, logger="prm_probe.importers"):
+        merged = import_log("verl", FOREIGN / "verl", tokenizer=chat_tok)
+    assert "identical prompts in one batch merged" in caplog.text
+    assert sorted(len(v) for k, v in _groups(merged).items() if k[0] == 2) == [6]
+    assert _meta(merged)["prm_probe.merged_groups"] == "1"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="prm_probe.importers"):
+        split = import_log("verl", FOREIGN / "verl", tokenizer=chat_tok, group_size=3)
+    assert "split into groups of 3 in file order" in caplog.text
+    assert sorted(len(v) for k, v in _groups(split).items() if k[0] == 2) == [3, 3]
+    assert _meta(split)["prm_probe.split_prompts"] == "1"
+    with pytest.raises(SchemaError, match="not a multiple of --group-size 4"):
+        import_log("verl", FOREIGN / "verl", tokenizer=chat_tok, group_size=4)
 
 
 def test_verl_unequal_groups_recorded(tmp_path, tok, caplog):
@@ -136,40 +129,55 @@ def test_verl_unequal_groups_recorded(tmp_path, tok, caplog):
     (tmp_path / "0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with caplog.at_level(logging.WARNING, logger="prm_probe.importers"):
         t = import_log("verl", tmp_path / "0.jsonl", tokenizer=tok)
-    assert "unequal size" in caplog.text
+    assert "unequal size" in caplog.text and "merged" not in caplog.text
     assert json.loads(_meta(t)["prm_probe.unequal_groups"]) == {"2": 1, "3": 1}
     assert t.num_rows == 5  # never padded
 
 
-def test_grpo_prm(tmp_path, tok):
-    t = import_log("grpo-prm", FOREIGN / "grpo_prm", tokenizer=tok, fields={"prompt_sep": "A: "})
-    assert _groups(t) == {(0, 0): [1.0, 0.0], (0, 1): [1.0, 1.0], (1, 0): [1.0, 0.0]}
+def test_grpo_prm(tmp_path, chat_tok):
+    sep = _fixtures().GRPO_PRM_SEP  # "<bos>assistant\n": the trailing newline is part of it
+    t = import_log("grpo-prm", FOREIGN / "grpo_prm", tokenizer=chat_tok, fields={"prompt_sep": sep})
+    assert _groups(t) == {(0, 0): [1.0, 0.0], (0, 1): [1.0, 1.0], (1, 0): [1.0, 0.0], (1, 1): [1.0, 0.0]}
     df = t.to_pandas()
-    assert df["prompt_id"].tolist() == ["7", "7", "2", "2", "5", "5"]
-    assert df["epoch"].tolist() == [0, 0, 0, 0, 1, 1]
-    assert df["completion"].tolist()[0] == "7<eos>"
-    assert list(df["completion_ids"][0]) == tok.encode("7<eos>", add_special_tokens=False)
-    val = json.loads(t.schema.metadata[b"grpo_prm.validation"])
+    assert df["prompt_id"].tolist() == ["0", "0", "1", "1", "2", "2", "0", "0"]
+    assert df["epoch"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert df["completion"].tolist()[:2] == ["7<eos>", "8<eos>"]  # special tokens kept: the EOS survives
+    assert list(df["completion_ids"][0]) == chat_tok.encode("7<eos>", add_special_tokens=False)
+    meta = _meta(t)
+    assert meta["prm_probe.step_origin"] == "0"
+    val = json.loads(meta["grpo_prm.validation"])
     raw = json.loads((FOREIGN / "grpo_prm" / "stats.json").read_text())
-    assert val["init_val"] == raw["init_val"]
+    assert val["init_val"] == raw["init_val"] and val["init_val_reward_mean"] == 0.5  # [text, reward] pairs
     assert [e["entries"] for e in val["epochs"]] == [e["validation"] for e in raw["epochs"]]
     assert [e["first_step"] for e in val["epochs"]] == [0, 1]
-    assert [e["reward_mean"] for e in val["epochs"]] == [1.0, None]  # fixture: one entry of reward 1, then none
-    _written_ok(("grpo-prm", FOREIGN / "grpo_prm" / "stats.json", {"tokenizer": tok}), tmp_path)
+    assert [e["reward_mean"] for e in val["epochs"]] == [0.5, 1.0]
+    _written_ok(("grpo-prm", FOREIGN / "grpo_prm" / "stats.json", {"tokenizer": chat_tok,
+                                                                  "fields": {"prompt_sep": sep}}), tmp_path)
 
 
-def test_grpo_prm_bad_blocks(tmp_path, tok):
+def test_grpo_prm_separator_keeps_its_trailing_newline_through_the_cli(tmp_path, capsys):
+    folder = tmp_path / "tok"
+    _fixtures().tokenizer().save_pretrained(folder)
+    out = tmp_path / "authors.parquet"
+    assert main(["import", "grpo-prm", str(FOREIGN / "grpo_prm"), "-o", str(out), "--tokenizer", str(folder),
+                 "--field", "prompt_sep=<bos>assistant\n", "-q"]) == 0
+    df = pd.read_parquet(out)
+    assert df["completion"].tolist()[0] == "7<eos>"  # not "\n7<eos>": no spurious shared first token
+    assert "first step 0" in capsys.readouterr().out
+
+
+def test_grpo_prm_bad_blocks(tmp_path, chat_tok):
     data = json.loads((FOREIGN / "grpo_prm" / "stats.json").read_text())
     with pytest.raises(SchemaError, match="not a multiple of group_size 3"):
-        import_log("grpo-prm", FOREIGN / "grpo_prm", tokenizer=tok, group_size=3)
+        import_log("grpo-prm", FOREIGN / "grpo_prm", tokenizer=chat_tok, group_size=3)
     data["epochs"][0]["steps"][0]["instances"][1]["idx"] = 99
     (tmp_path / "stats.json").write_text(json.dumps(data))
     with pytest.raises(SchemaError, match="mixes 2 prompts"):
-        import_log("grpo-prm", tmp_path, tokenizer=tok)
+        import_log("grpo-prm", tmp_path, tokenizer=chat_tok)
     del data["epochs"][0]["steps"][0]["instances"][0]["reward"]
     (tmp_path / "stats.json").write_text(json.dumps(data))
     with pytest.raises(SchemaError, match="'reward'"):
-        import_log("grpo-prm", tmp_path, tokenizer=tok)
+        import_log("grpo-prm", tmp_path, tokenizer=chat_tok)
 
 
 def test_jsonl_ids(tmp_path):
@@ -180,7 +188,7 @@ def test_jsonl_ids(tmp_path):
     assert df["finish_reason"].tolist()[2] == "length"
     meta = _meta(t)
     assert meta["prm_probe.token_source"] == "sampled"
-    assert "prm_probe.retokenization_changed" not in meta
+    assert "prm_probe.retokenization_text_changed" not in meta
     _written_ok(("jsonl-ids", FOREIGN / "open_instruct.jsonl", {}), tmp_path)
 
 
@@ -205,8 +213,14 @@ def test_wrong_format_named(tmp_path, tok):
         import_log("jsonl-ids", FOREIGN / "verl")
     with pytest.raises(SchemaError, match="use format 'jsonl-ids'"):
         import_log("verl", FOREIGN / "open_instruct.jsonl", tokenizer=tok)
+    trl = tmp_path / "completions"
+    trl.mkdir()
+    pd.DataFrame({"step": [1, 1], "prompt": ["a", "a"], "completion": ["x", "y"], "acc": [1.0, 0.0],
+                  "advantage": [0.7, -0.7]}).to_parquet(trl / "completions_00001.parquet")
     with pytest.raises(SchemaError, match="use format 'trl'"):
-        import_log("verl", _trl_parquet(tmp_path), tokenizer=tok)
+        import_log("verl", trl, tokenizer=tok)
+    with pytest.raises(SchemaError, match="apply to format 'trl'"):
+        import_log("verl", FOREIGN / "verl", tokenizer=tok, reward_columns=["acc"])
 
 
 def test_missing_field_named(tmp_path, tok):
@@ -217,14 +231,14 @@ def test_missing_field_named(tmp_path, tok):
         import_log("generic", FOREIGN / "generic.csv", tokenizer=tok, fields={**GENERIC_FIELDS, "reward": "nope"})
 
 
-def test_retokenization_changes_counted(tmp_path, tok, caplog):
-    comp = _trl_parquet(tmp_path)
+def test_retokenization_text_changes_counted(tmp_path, tok, caplog):
     with caplog.at_level(logging.WARNING, logger="prm_probe.importers"):
-        t = import_log("trl", comp, tokenizer=DroppingTokenizer(tok), group_size=2)
-    assert _meta(t)["prm_probe.retokenization_changed"] == "1"  # only "xy" holds an 'x'
-    assert "changed the text of 1 of 6" in caplog.text
-    out = import_to_parquet("trl", comp, tmp_path / "x.parquet", tokenizer=DroppingTokenizer(tok), group_size=2)
-    assert pq.read_metadata(out).metadata[b"prm_probe.retokenization_changed"] == b"1"
+        t = import_log("verl", FOREIGN / "verl", tokenizer=DroppingTokenizer(tok, "8"), group_size=3)
+    texts = [json.loads(line)["output"] for f in sorted((FOREIGN / "verl").glob("*.jsonl"))
+             for line in f.read_text().splitlines()]
+    expected = sum("8" in text for text in texts)
+    assert expected == 3 and _meta(t)["prm_probe.retokenization_text_changed"] == "3"
+    assert f"changed the text of 3 of {len(texts)}" in caplog.text
 
 
 def test_cli_import_writes_a_log_that_stats_reads(tmp_path, capsys):
@@ -235,7 +249,8 @@ def test_cli_import_writes_a_log_that_stats_reads(tmp_path, capsys):
     char_tokenizer().save_pretrained(folder)
     out = tmp_path / "verl.parquet"
     src = Path(__file__).resolve().parent / "data" / "foreign" / "verl"
-    assert main(["import", "verl", str(src), "-o", str(out), "--tokenizer", str(folder), "-q"]) == 0
-    assert "retokenized" in capsys.readouterr().out
+    assert main(["import", "verl", str(src), "-o", str(out), "--tokenizer", str(folder), "--group-size", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "retokenized" in printed and "first step 1" in printed and "split into groups" in printed
     assert main(["stats", str(out), "-q"]) == 0
     assert main(["import", "verl", str(src), "-o", str(tmp_path / "x.parquet")]) == 2  # text needs a tokenizer

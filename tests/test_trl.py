@@ -176,7 +176,7 @@ def test_per_token_loss_equals_builtin_lambda_grpo(tiny_folder, tmp_path, loss_t
     logp, our_mask, _ = completion_logps(trainer.model, prompts, COMPLETIONS, 0, torch.device("cpu"),
                                          dist=PolicyDistribution(temperature=temperature))
     if temperature != 1.0:  # the untempered log-probs would not match: the test can tell the two apart
-        plain = completion_logps(trainer.model, prompts, COMPLETIONS, 0, torch.device("cpu"))[0]
+        plain = completion_logps(trainer.model, prompts, COMPLETIONS, 0, torch.device("cpu"))[0].detach()
         assert float(((plain - logp.detach()) * our_mask).abs().max()) > 1e-2
     terms = per_token_terms(logp, inputs["old_per_token_logps"], inputs["advantages"],
                             inputs["ref_per_token_logps"], eps, eps, beta)

@@ -1,0 +1,260 @@
+"""Importing what a real TRL GRPOTrainer writes: runs TRL 1.16 on a tiny model (CPU, offline) and imports its files.
+
+Each run records, from inside its reward functions, what TRL handed them (the sampled completion ids, the texts,
+the rewards they returned), and, by wrapping ``GRPOTrainer._generate``, the prompt ids TRL fed to the model; the
+imported log is checked against those, not against documented field names.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("trl")
+torch = pytest.importorskip("torch")
+
+from prm_probe import record_completion_ids  # noqa: E402
+from prm_probe.cli import main  # noqa: E402
+from prm_probe.errors import SchemaError  # noqa: E402
+from prm_probe.importers import import_log, import_to_parquet  # noqa: E402
+from prm_probe.validate import validate_log  # noqa: E402
+
+G = 4
+WEIGHTS = [2.0, 0.5]
+CHAT_TEMPLATE = ("{% for m in messages %}<bos>{{ m['role'] }}\n{{ m['content'] }}<eos>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<bos>assistant\n{% endif %}")
+PROMPTS = ["What is 1 + 1?", "What is 2 + 3?", "Add 4 and 4.", "Is 5 + 1 six?"]
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory) -> Path:
+    from prm_probe.models import char_tokenizer, tiny_model
+
+    tok = char_tokenizer()
+    tok.chat_template = CHAT_TEMPLATE
+    folder = tmp_path_factory.mktemp("tiny-chat")
+    tiny_model("tiny", len(tok), seed=0).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _tokenizer(folder):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def run_trl(folder: Path, out: Path, *, chat: bool, steps: int = 3, logging_steps: int = 1, num_iterations: int = 1,
+            recorder: bool = False) -> dict:
+    """Train TRL's GRPOTrainer and return what its reward functions and generate saw, per generation batch."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    seen: dict[str, list] = {"ids": [], "texts": [], "first": [], "last": [], "prompt_ids": []}
+
+    def first_token(completions, completion_ids, **_):
+        seen["ids"].append([[int(t) for t in c] for c in completion_ids])
+        seen["texts"].append([c if isinstance(c, str) else c[0]["content"] for c in completions])
+        values = [float(c[0] % 3) for c in completion_ids]
+        seen["first"].append(values)
+        return values
+
+    def text_length(completions, log_extra, **_):
+        texts = [c if isinstance(c, str) else c[0]["content"] for c in completions]
+        log_extra("n_chars", [len(t) for t in texts])  # a numeric log_extra column: not a reward
+        values = [None if i % 4 == 3 else float(len(t) % 3) for i, t in enumerate(texts)]  # some None
+        seen["last"].append(values)
+        return values
+
+    funcs, weights = [first_token, text_length], list(WEIGHTS)
+    if recorder:
+        funcs.append(record_completion_ids)
+        weights.append(1.0)
+    prompts = [[{"role": "user", "content": p}] for p in PROMPTS] if chat else list(PROMPTS)
+    args = GRPOConfig(output_dir=str(out), use_cpu=True, bf16=False, num_generations=G, per_device_train_batch_size=8,
+                      generation_batch_size=8, max_completion_length=8, max_steps=steps, logging_steps=logging_steps,
+                      num_iterations=num_iterations, report_to="none", save_strategy="no", disable_tqdm=True,
+                      learning_rate=1e-3, seed=0, log_completions=True, reward_weights=weights, shuffle_dataset=False)
+    trainer = GRPOTrainer(model=str(folder), reward_funcs=funcs, args=args, processing_class=_tokenizer(folder),
+                          train_dataset=Dataset.from_dict({"prompt": prompts}))
+    generate = trainer._generate
+
+    def spy(prompts_):
+        result = generate(prompts_)
+        seen["prompt_ids"].append([[int(t) for t in p] for p in result[0]])
+        return result
+
+    trainer._generate = spy
+    trainer.train()
+    return seen
+
+
+@pytest.fixture(scope="module")
+def runs(model_folder, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """Four TRL runs: string prompts with the id recorder; chat prompts with num_iterations = 2; string prompts
+    logged every 2nd step; and a chat run with the recorder."""
+    root = tmp_path_factory.mktemp("trl-runs")
+    plans = {"string": dict(chat=False, recorder=True), "chat_mu2": dict(chat=True, steps=4, num_iterations=2),
+             "every2": dict(chat=False, steps=4, logging_steps=2), "chat": dict(chat=True, recorder=True)}
+    return {name: (root / name / "completions", run_trl(model_folder, root / name, **kw)) for name, kw in plans.items()}
+
+
+def _expected_reward(seen, batch: int) -> np.ndarray:
+    first = np.array(seen["first"][batch])
+    last = np.array([np.nan if v is None else v for v in seen["last"][batch]])
+    return np.nansum(np.stack([WEIGHTS[0] * first, WEIGHTS[1] * last]), axis=0)
+
+
+def _import(source, folder, **kw):
+    return import_log("trl", source, tokenizer=_tokenizer(folder), group_size=G, reward_columns=["first_token",
+                      "text_length"], reward_weights=WEIGHTS, **kw)
+
+
+def _meta(table) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+
+
+def test_string_prompts_rows_groups_steps_rewards_and_sampled_ids(runs, model_folder):
+    source, seen = runs["string"]
+    table = _import(source, model_folder)
+    df = table.to_pandas()
+    assert sorted(df["step"].unique()) == [1, 2, 3] and len(df) == 3 * 8
+    for batch, (_, part) in enumerate(df.groupby("step")):
+        part = part.sort_values(["group", "sample"])
+        assert part["group"].tolist() == [0] * G + [1] * G
+        np.testing.assert_allclose(part["reward"].to_numpy(), _expected_reward(seen, batch), rtol=1e-6)
+        assert [list(x) for x in part["completion_ids"]] == seen["ids"][batch]  # the recorder's ids, not re-encoded
+        assert part["completion"].tolist() == seen["texts"][batch]
+    meta = _meta(table)
+    assert meta["prm_probe.token_source"] == "sampled"
+    assert meta["prm_probe.step_origin"] == "1" and meta["prm_probe.step_sample"] == "false"
+    # The random model samples <pad>/<eos> ids, which TRL's text (skip_special_tokens) drops: re-encoding the text
+    # would have changed the ids of some completions, and the log says how many.
+    retok = [_tokenizer(model_folder).encode(t, add_special_tokens=False) for t in df["completion"]]
+    differ = sum(list(a) != b for a, b in zip(df["completion_ids"], retok, strict=True))
+    assert differ > 0 and meta["prm_probe.retokenization_ids_differ"] == f"{differ} of {len(df)}"
+
+
+def test_chat_prompts_read_as_assistant_content_with_the_template_reapplied(runs, model_folder, tmp_path):
+    source, seen = runs["chat"]
+    table = _import(source, model_folder)
+    df = table.to_pandas()
+    assert pq.read_schema(next(source.glob("*.parquet"))).field("prompt").type != "string"  # TRL wrote messages
+    for batch, (_, part) in enumerate(df.groupby("step")):
+        part = part.sort_values(["group", "sample"])
+        assert part["completion"].tolist() == seen["texts"][batch]
+        assert [list(p) for p in part["prompt_ids"]] == seen["prompt_ids"][batch]  # what TRL fed the model
+        assert part["prompt"].iloc[0].endswith("<bos>assistant\n")
+    out = import_to_parquet("trl", source, tmp_path / "chat.parquet", tokenizer=_tokenizer(model_folder),
+                            group_size=G, reward_columns=["first_token", "text_length"], reward_weights=WEIGHTS)
+    assert validate_log(out).ok
+    assert main(["stats", str(out), "-q"]) == 0
+
+
+def test_repeated_generation_batches_are_kept_once(runs, model_folder, caplog):
+    source, seen = runs["chat_mu2"]
+    assert len(list(source.glob("*.parquet"))) == 4 and len(seen["ids"]) == 2  # 4 files, 2 generation batches
+    table = _import(source, model_folder)
+    df = table.to_pandas()
+    assert len(df) == 2 * 8 and sorted(df["step"].unique()) == [1, 3]
+    assert json.loads(_meta(table)["prm_probe.trl_repeated_batches"]) == [2, 4]
+    assert "repeat the previous file" in caplog.text
+    for batch, (_, part) in enumerate(df.groupby("step")):
+        np.testing.assert_allclose(part.sort_values(["group", "sample"])["reward"], _expected_reward(seen, batch),
+                                   rtol=1e-6)
+
+
+def test_unweighted_or_log_extra_rewards_are_refused_naming_the_options(runs, model_folder):
+    source, _ = runs["string"]
+    tok = _tokenizer(model_folder)
+    with pytest.raises(SchemaError, match="--reward-columns") as err:  # default: every numeric column, weight 1
+        import_log("trl", source, tokenizer=tok, group_size=G)
+    assert "does not reproduce the advantage" in str(err.value) and "n_chars" in str(err.value)
+    with pytest.raises(SchemaError, match="--reward-weights"):  # the right columns, unweighted
+        import_log("trl", source, tokenizer=tok, group_size=G, reward_columns=["first_token", "text_length"])
+    with pytest.raises(SchemaError, match="one weight per column"):
+        import_log("trl", source, tokenizer=tok, group_size=G, reward_columns=["first_token"], reward_weights=WEIGHTS)
+    with pytest.raises(SchemaError, match="not in"):
+        import_log("trl", source, tokenizer=tok, group_size=G, reward_columns=["first_token", "nope"])
+
+
+def test_a_reward_function_returning_none_is_summed_as_trl_does(runs, model_folder, tmp_path):
+    source, seen = runs["string"]
+    assert any(v is None for v in seen["last"][0])
+    table = _import(source, model_folder)  # no failure: the None rows sum the other component
+    assert int(_meta(table)["prm_probe.trl_partial_rewards"]) == sum(v is None for b in seen["last"] for v in b)
+    # Every function None for a row (TRL's "unscorable"): refused, since no reward exists for it.
+    folder = tmp_path / "unscorable"
+    shutil.copytree(source, folder)
+    first = sorted(folder.glob("*.parquet"))[0]
+    frame = pd.read_parquet(first)
+    frame.loc[0, ["first_token", "text_length"]] = np.nan
+    frame.to_parquet(first)
+    with pytest.raises(SchemaError, match="no reward from any"):
+        _import(folder, model_folder)
+
+
+def test_a_group_size_below_trls_is_refused(runs, model_folder, tmp_path):
+    source, _ = runs["string"]
+    with pytest.raises(SchemaError, match="group-size 2 may also be wrong"):
+        import_log("trl", source, tokenizer=_tokenizer(model_folder), group_size=2,
+                   reward_columns=["first_token", "text_length"], reward_weights=WEIGHTS)
+    folder = tmp_path / "no-advantage"  # an older TRL without the advantage column: adjacent blocks tell
+    folder.mkdir()
+    for f in source.glob("*.parquet"):
+        pd.read_parquet(f).drop(columns="advantage").to_parquet(folder / f.name)
+    with pytest.raises(SchemaError, match="pass --group-size 4"):
+        import_log("trl", folder, tokenizer=_tokenizer(model_folder), group_size=2,
+                   reward_columns=["first_token", "text_length"], reward_weights=WEIGHTS)
+
+
+def test_logging_every_kth_step_is_reported_as_a_sample(runs, model_folder, tmp_path, capsys):
+    source, seen = runs["every2"]
+    table = _import(source, model_folder)
+    meta = _meta(table)
+    assert sorted(table.to_pandas()["step"].unique()) == [2, 4] and len(seen["ids"]) == 4
+    assert meta["prm_probe.step_sample"] == "true" and "every 2nd step" in meta["prm_probe.step_coverage"]
+    out = tmp_path / "every2.parquet"
+    assert main(["import", "trl", str(source), "-o", str(out), "--tokenizer", str(model_folder), "--group-size",
+                 str(G), "--reward-columns", "first_token,text_length", "--reward-weights", "2,0.5"]) == 0
+    printed = capsys.readouterr().out
+    assert "a sample of the run" in printed and "first step 1" in printed
+    assert "re-tokenised from text" in printed and "skip_special_tokens" in printed
+    assert main(["stats", str(out), "-q"]) == 0
+    assert "a sample of the run" in capsys.readouterr().out
+
+
+def test_the_recorder_is_a_reward_function_that_rewards_nothing():
+    logged = {}
+    values = record_completion_ids(prompts=["a"], completions=["b", "c"], completion_ids=[[5, 6], [7]],
+                                   log_extra=lambda col, v: logged.setdefault(col, v))
+    assert values == [None, None] and logged == {"completion_ids": [[5, 6], [7]]}
+    from prm_probe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="log_extra"):
+        record_completion_ids(completions=["b"], completion_ids=[[1]])
+
+
+def test_tiny_tokenizer_reloads_identically_beside_a_model_config(tmp_path):
+    """AutoTokenizer rebuilds a folder's tokenizer from the model type (Qwen2 here): spaces must survive."""
+    from transformers import AutoTokenizer
+
+    from prm_probe.models import char_tokenizer, tiny_model
+
+    tok = char_tokenizer()
+    for name in ("tiny", "tiny-gpt2"):
+        folder = tmp_path / name
+        tiny_model(name, len(tok), seed=0).save_pretrained(folder)
+        tok.save_pretrained(folder)
+        loaded = AutoTokenizer.from_pretrained(folder)
+        for text in ["What is 12 + 7?", "a\tb\nc  d", "<bos>x=1<eos>", "L R"]:
+            assert loaded.encode(text) == tok.encode(text), (name, text)
+            assert loaded.decode(loaded.encode(text)) == text
+        assert loaded.decode(tok.encode("What is 12 + 7?"), skip_special_tokens=True) == "What is 12 + 7?"
+        assert (loaded.pad_token_id, loaded.bos_token_id, loaded.eos_token_id, len(loaded)) == (0, 1, 2, len(tok))

@@ -56,7 +56,12 @@ NO_TRAP = 0.7
 #: A run "converges on T" when its exact target probability is at least this at its last step.
 CONVERGED = 0.5
 
-ALGORITHMS = {"uniform": "GRPO", "process_set": "λ-GRPO"}
+#: Algorithm key -> (weighting, renormalise, label, run-name part). ``renormalised`` is λ-GRPO divided by the summed
+#: weights instead of the token count: a labelled deviation that removes λ-GRPO's smaller total step.
+ALGORITHM_SPECS = {"uniform": ("uniform", False, "GRPO", "grpo"),
+                   "process_set": ("process_set", False, "λ-GRPO", "lambda"),
+                   "renormalised": ("process_set", True, "λ-GRPO renormalised", "lambdarenorm")}
+ALGORITHMS = {key: label for key, (_, _, label, _) in ALGORITHM_SPECS.items() if key != "renormalised"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,8 @@ class RunSpec:
 
 
 def toy_config(*, model: str, n: int, r_neg: float, seed: int, weighting: str, lr: float, optimizer: str,
-               steps: int = 250, group_size: int = 16, rollouts_every: int = 1) -> dict[str, Any]:
+               steps: int = 250, group_size: int = 16, rollouts_every: int = 1,
+               renormalise: bool = False) -> dict[str, Any]:
     """The config of one toy-tree run (SCIENCE.md §7.1 and its [CHOICE] defaults): G = 16, one group per step,
     token-mean, μ = 1, β = 0, temperature 1, no gradient clipping, a checkpoint at the end only."""
     return {
@@ -78,7 +84,8 @@ def toy_config(*, model: str, n: int, r_neg: float, seed: int, weighting: str, l
         "task": {"name": "toy-tree", "train_size": 1, "val_size": 1,
                  "options": {"depth": 4, "n": n, "r_neg": r_neg}},
         "sampling": {"group_size": group_size, "prompts_per_step": 1, "temperature": 1.0},
-        "loss": {"weighting": weighting, "aggregation": "token_mean", "beta": 0.0, "mu": 1},
+        "loss": {"weighting": weighting, "aggregation": "token_mean", "beta": 0.0, "mu": 1,
+                 **({"renormalise": True} if renormalise else {})},
         "optim": {"optimizer": optimizer, "lr": lr, "max_grad_norm": 0.0},
         "schedule": {"val_every": 0, "save_every": 0, "keep_checkpoints": 1, "rollouts_every": rollouts_every},
     }
@@ -88,7 +95,8 @@ def toy_tree_specs(*, model: str = "tiny-gpt2", settings: Sequence[tuple[str, fl
                    cells: Sequence[tuple[int, float]] = CELLS, seeds: Iterable[int] = range(5), steps: int = 250,
                    group_size: int = 16, prefix: str = "table1", rollouts_every: int = 1,
                    algorithms: Sequence[str] = tuple(ALGORITHMS)) -> list[RunSpec]:
-    """Every (optimiser setting, cell, seed, algorithm) of a toy-tree sweep.
+    """Every (optimiser setting, cell, seed, algorithm) of a toy-tree sweep (algorithms: keys of
+    :data:`ALGORITHM_SPECS`).
 
     The two algorithms of one seed share the target path T, the initial weights and the first step's samples
     (the seed fixes all three), so their outcomes are paired.
@@ -98,15 +106,14 @@ def toy_tree_specs(*, model: str = "tiny-gpt2", settings: Sequence[tuple[str, fl
     for optimizer, lr in settings:
         for n, r_neg in cells:
             for seed in seeds:
-                for weighting in algorithms:
-                    short = "lambda" if weighting == "process_set" else "grpo"
+                for algorithm in algorithms:
+                    weighting, renormalise, label, short = ALGORITHM_SPECS[algorithm]
                     name = f"{prefix}_{optimizer}{lr:g}_n{n}_r{r_neg:g}_{short}_s{seed}"
                     cfg = toy_config(model=model, n=n, r_neg=r_neg, seed=seed, weighting=weighting, lr=lr,
                                      optimizer=optimizer, steps=steps, group_size=group_size,
-                                     rollouts_every=rollouts_every)
+                                     rollouts_every=rollouts_every, renormalise=renormalise)
                     specs.append(RunSpec(name, cfg, {"model": model, "optimizer": optimizer, "lr": lr, "n": n,
-                                                     "r_neg": r_neg, "seed": seed,
-                                                     "algorithm": ALGORITHMS[weighting]}))
+                                                     "r_neg": r_neg, "seed": seed, "algorithm": label}))
     return specs
 
 

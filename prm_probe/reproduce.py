@@ -58,6 +58,8 @@ class ToyPlan:
         cells: the (n, r_neg) cells of Table 1 to run.
         seeds: seeds per cell and algorithm; ``calibration_seeds`` for each calibration setting.
         rollouts_every: write the rollout log every this many steps (0: never; the metrics hold the outcome).
+        renormalised: settings at which the figure cell also runs λ-GRPO renormalised (divided by the summed
+            weights), which separates λ-GRPO's re-weighting from its smaller total step.
     """
 
     settings: tuple[Setting, ...] = ()
@@ -67,6 +69,7 @@ class ToyPlan:
     seeds: int = 5
     calibration_seeds: int = 2
     rollouts_every: int = 1
+    renormalised: tuple[Setting, ...] = ()
 
 
 #: The plan of each model (another model or folder gets ``TOY_PLANS["default"]``). The tabular policy is cheap
@@ -76,6 +79,8 @@ TOY_PLANS: dict[str, ToyPlan] = {
     "tabular": ToyPlan(settings=(("sgd", 0.1), ("sgd", 0.3), ("sgd", 1.0), ("sgd", 3.0), ("sgd", 10.0), ("sgd", 30.0),
                                  ("adam", 0.003), ("adam", 0.01), ("adam", 0.03), ("adam", 0.1), ("adam", 0.3),
                                  ("adam", 1.0)),
+                       renormalised=(("sgd", 0.1), ("sgd", 0.3), ("sgd", 1.0), ("sgd", 3.0), ("sgd", 10.0),
+                                     ("sgd", 30.0), ("adam", 0.01), ("adam", 0.1)),
                        seeds=20, rollouts_every=0),
     "tiny-gpt2": ToyPlan(calibration=(("adam", 1e-4), ("adam", 3e-4), ("adam", 1e-3), ("adam", 3e-3)),
                          sensitivity=(("adam", 1e-4), ("adam", 3e-4), ("adam", 1e-3), ("sgd", 0.01), ("sgd", 0.03),
@@ -159,19 +164,47 @@ def toy_tree_experiment(out: str | os.PathLike, figures: str | os.PathLike | Non
     main = toy_tree_specs(settings=settings, cells=tuple(cells or plan.cells), seeds=range(n_seeds), **common)
     extra = [s for s in (plan.sensitivity if sensitivity else ()) if s not in settings]
     sens = toy_tree_specs(settings=extra, cells=(FIGURE_CELL,), seeds=range(n_seeds), prefix="sens", **common)
-    run_specs(main + sens, home, workers=workers, progress=progress)
-    curves = target_curves(main + sens, home)
+    renorm = toy_tree_specs(settings=plan.renormalised if sensitivity else (), cells=(FIGURE_CELL,),
+                            seeds=range(n_seeds), prefix="renorm", algorithms=("renormalised",), **common)
+    run_specs(main + sens + renorm, home, workers=workers, progress=progress)
+    curves = target_curves(main + sens + renorm, home)
     outcomes = run_outcomes(curves, last=min(50, steps))
-    outcomes.assign(sweep=["table1" if r.startswith("table1") else "sensitivity" for r in outcomes["run"]]).to_csv(
-        home / "outcomes.csv", index=False)
+    outcomes.assign(sweep=[r.split("_", 1)[0] for r in outcomes["run"]]).to_csv(home / "outcomes.csv", index=False)
     main_names = {s.name for s in main}
     toy_tree_table(outcomes[outcomes["run"].isin(main_names)]).to_csv(home / "table1.csv", index=False)
     cell = outcomes[(outcomes["n"] == FIGURE_CELL[0]) & (outcomes["r_neg"] == FIGURE_CELL[1])]
-    toy_tree_table(cell, by=("model", "optimizer", "lr")).to_csv(home / "sensitivity.csv", index=False)
+    plain = cell[cell["algorithm"] != "λ-GRPO renormalised"]
+    toy_tree_table(plain, by=("model", "optimizer", "lr")).to_csv(home / "sensitivity.csv", index=False)
+    if renorm:
+        renormalised_table(cell).to_csv(home / "renormalised.csv", index=False)
     curves.to_csv(home / "curves.csv.gz", index=False)
     written = {"table1": home / "table1.csv", "outcomes": home / "outcomes.csv", "curves": home / "curves.csv.gz"}
     written.update(toy_tree_summary(out, figures if figures is not None else out))
     return written
+
+
+def renormalised_table(cell_outcomes):
+    """Per (model, optimiser, lr) of the figure cell: GRPO, λ-GRPO and λ-GRPO renormalised (mean target frequency
+    and exact π(T) over the last steps, seeds converged), for the settings where the renormalised variant ran."""
+    import pandas as pd
+
+    rows = []
+    for (model, optimizer, lr), part in cell_outcomes.groupby(["model", "optimizer", "lr"]):
+        if not (part["algorithm"] == "λ-GRPO renormalised").any():
+            continue
+        row = {"model": model, "optimizer": optimizer, "lr": lr}
+        for algo, frame in part.groupby("algorithm"):
+            row[algo] = frame["target_frequency"].mean()
+            row[f"{algo}_exact"] = frame["target_probability"].mean()
+            row[f"{algo}_converged"] = int(frame["converged"].sum())
+            row["seeds"] = len(frame)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+RENORMALISED_COLUMNS = ["model", "optimizer", "lr", "GRPO", "λ-GRPO", "λ-GRPO renormalised", "GRPO_exact",
+                        "λ-GRPO_exact", "λ-GRPO renormalised_exact", "GRPO_converged", "λ-GRPO_converged",
+                        "λ-GRPO renormalised_converged", "seeds"]
 
 
 def toy_tree_summary(out: str | os.PathLike, figures: str | os.PathLike) -> dict[str, Path]:
@@ -202,6 +235,11 @@ def toy_tree_summary(out: str | os.PathLike, figures: str | os.PathLike) -> dict
     outcomes.to_csv(figs / "data" / "toy_tree_outcomes.csv", index=False)
     if calib is not None:
         calib.to_csv(figs / "data" / "toy_tree_calibration.csv", index=False)
+    renorm = gather("renormalised.csv")
+    if renorm is not None:
+        renorm.to_csv(figs / "data" / "toy_tree_renormalised.csv", index=False)
+        written["renormalised"] = write_text_atomic(figs / "toy_tree_renormalised.md",
+                                                    _table_markdown(renorm, RENORMALISED_COLUMNS))
     written["table1"] = write_text_atomic(figs / "toy_tree_table1.md", _table_markdown(table, TABLE1_COLUMNS))
     written["sensitivity"] = write_text_atomic(figs / "toy_tree_sensitivity.md",
                                                _table_markdown(sens, SENSITIVITY_COLUMNS))
@@ -252,7 +290,8 @@ def lr_sweep_frame(outcomes):
 
     value = "target_probability" if outcomes["target_probability"].notna().all() else "target_frequency"
     cell = outcomes[(outcomes["n"] == FIGURE_CELL[0]) & (outcomes["r_neg"] == FIGURE_CELL[1])]
-    per_seed = outcomes.groupby(["model", "optimizer", "algorithm", "lr", "seed"], as_index=False)[value].mean()
+    plain = outcomes[outcomes["algorithm"] != "λ-GRPO renormalised"]  # run on the figure cell only
+    per_seed = plain.groupby(["model", "optimizer", "algorithm", "lr", "seed"], as_index=False)[value].mean()
     frames = []
     for label, frame in ((f"n = {FIGURE_CELL[0]}, r_neg = {FIGURE_CELL[1]}", cell), ("mean of the cells", per_seed)):
         g = frame.groupby(["model", "optimizer", "algorithm", "lr"], as_index=False)[value].agg(["mean", "sem"])
@@ -316,6 +355,9 @@ def overlap_experiment(out: str | os.PathLike, figures: str | os.PathLike | None
                         "nontrivial_fraction", "proper_branching_fraction", "gradient_mass_ratio") if c in frame]
     frame = frame[keep]
     frame.to_csv(out / "overlap_dynamics.csv", index=False)
+    if figures is not None:
+        (figs / "data").mkdir(parents=True, exist_ok=True)
+        frame.to_csv(figs / "data" / "overlap_dynamics.csv", index=False)
     return {"data": out / "overlap_dynamics.csv", **_overlap_figure(frame, figs)}
 
 

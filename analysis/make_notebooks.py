@@ -20,7 +20,7 @@ NOTEBOOKS = {
        "the share of non-trivial groups by both flags, path depth, intermediate proportion, the |λ| histogram and the "
        "gradient-mass ratio. CLI equivalent: `prm-probe stats LOG --by group -o groups.csv`."),
 ("code", "# Parameters\nLOG = \"../data/sample_rollouts.parquet\"\nOUT = None  # a folder to save the figures in, or None"),
-("code", "import prm_probe\nfrom prm_probe import plots\n\nresult = prm_probe.overlap_stats(LOG)\nresult.summary()"),
+("code", "import prm_probe\nfrom prm_probe.views import plots\n\nresult = prm_probe.overlap_stats(LOG)\nresult.summary()"),
 ("code", "result.groups.head()"),
 ("code", "result.steps"),
 ("code", "with plots.theme():\n    ax = plots.plot_size_histogram(result.histogram.groupby(\"process_set_size\", as_index=False)[\"tokens\"].sum())\n"
@@ -33,7 +33,7 @@ NOTEBOOKS = {
        "reward R̂(λ) and the PRM-aware advantage A(λ) of every node (SCIENCE.md §3–4), and a check of Theorem 1's "
        "per-node identity. CLI equivalent: `prm-probe prm LOG --step S --group G`."),
 ("code", "# Parameters\nLOG = \"../data/sample_rollouts.parquet\"\nSTEP = 0\nGROUP = 20  # two of its eight completions are correct\nTOKENIZER = None  # a tokenizer.json or model folder to show text"),
-("code", "import prm_probe\nfrom prm_probe import plots\n\ntrie = prm_probe.GroupTrie.from_log(LOG, step=STEP, group=GROUP)\ntrie"),
+("code", "import prm_probe\nfrom prm_probe.views import plots\n\ntrie = prm_probe.GroupTrie.from_log(LOG, step=STEP, group=GROUP)\ntrie"),
 ("code", "decode = None\nif TOKENIZER:\n    from tokenizers import Tokenizer\n    tok = Tokenizer.from_file(TOKENIZER)\n    decode = lambda ids: tok.decode(ids, skip_special_tokens=False)\nprint(trie.render(decode=decode))"),
 ("code", "trie.node_table()"),
 ("code", "check = trie.identity_check()\nassert check[\"holds\"].all()\ncheck.head()"),
@@ -48,8 +48,8 @@ NOTEBOOKS = {
        "and reports validation curves with bootstrap bands, per-run peaks and the tests between algorithms. "
        "CLI equivalent: `prm-probe compare RUN_DIR... --out DIR`. With `RUNS = None` it trains two tiny toy-tree runs first."),
 ("code", "# Parameters\nRUNS = None  # a list of run folders, or None to make two small demo runs\nMETRIC = \"reward_mean\"\nWORK = \"../data/runs/notebook-compare\""),
-("code", "from pathlib import Path\nimport prm_probe\nfrom prm_probe.compare import compare_runs\n\n"
-         "if RUNS is None:\n    from prm_probe.config import config_from_dict\n    from prm_probe.trainer import train\n    RUNS = []\n"
+("code", "from pathlib import Path\nimport prm_probe\nfrom prm_probe.views.compare import compare_runs\n\n"
+         "if RUNS is None:\n    from prm_probe.training.config import config_from_dict\n    from prm_probe.training.trainer import train\n    RUNS = []\n"
          "    for weighting in (\"uniform\", \"process_set\"):\n        for seed in (0, 1):\n            out = Path(WORK) / f\"{weighting}-s{seed}\"\n"
          "            if not (out / \"metrics.jsonl\").exists():\n                cfg = config_from_dict({\"seed\": seed, \"steps\": 6, \"device\": \"cpu\", \"model\": {\"name\": \"tiny\"},\n"
          "                    \"task\": {\"name\": \"toy-tree\", \"train_size\": 1, \"val_size\": 1}, \"sampling\": {\"group_size\": 8, \"prompts_per_step\": 1},\n"
@@ -57,7 +57,7 @@ NOTEBOOKS = {
          "                train(cfg, out)\n            RUNS.append(str(out))\nRUNS"),
 ("code", "comparison = compare_runs(RUNS)\ncomparison.run_summary(METRIC)"),
 ("code", "comparison.tests(METRIC)"),
-("code", "from prm_probe import plots\nwith plots.theme():\n    ax = plots.plot_curves(comparison.curves(METRIC), y=\"mean\", lower=\"lower\", upper=\"upper\")\n    ax.set_ylabel(METRIC)"),
+("code", "from prm_probe.views import plots\nwith plots.theme():\n    ax = plots.plot_curves(comparison.curves(METRIC), y=\"mean\", lower=\"lower\", upper=\"upper\")\n    ax.set_ylabel(METRIC)"),
 ],
 }
 

@@ -1,6 +1,6 @@
 """Benchmark of ``prm-probe stats`` end to end on generated rollout logs.
 
-1. Generates Parquet rollout logs in the canonical schema (``prm_probe.schema.ROLLOUT_SCHEMA``) under
+1. Generates Parquet rollout logs in the canonical schema (``prm_probe.core.schema.ROLLOUT_SCHEMA``) under
    ``benchmarks/_work/`` (git-ignored): every step holds ``--groups`` groups of ``--group-size``
    completions of ``realistic_group`` tokens, lengths drawn uniformly in [1000, 2000]; one row group per
    step. Steps are seeded by their index, so a smaller log is a prefix of a larger one. A log is reused
@@ -10,7 +10,7 @@
    on a one-step log (the fixed cost: interpreter, imports, output) and on logs of 1/4, 1/2 and all of
    ``--tokens`` (same per-step shape, more steps), repetitions interleaved over the logs. The largest log
    gives the headline throughput; the three sizes show how peak RSS changes with the log size.
-3. Times ``prm_probe.stats.overlap_stats(log)`` in this process (imports paid beforehand), and splits one
+3. Times ``prm_probe.core.stats.overlap_stats(log)`` in this process (imports paid beforehand), and splits one
    call into phases by wrapping the functions it calls with timers.
 
 Run:  .venv/bin/python benchmarks/bench_stats.py                 (20 M tokens; about a minute)
@@ -85,8 +85,8 @@ def _step_table(step: int, p: dict):
     """One step of the log: ``groups`` groups of ``group_size`` completions, as a canonical Arrow table."""
     import pyarrow as pa
 
-    from prm_probe._testing import realistic_group
-    from prm_probe.schema import ROLLOUT_SCHEMA
+    from prm_probe.core.schema import ROLLOUT_SCHEMA
+    from prm_probe.training._testing import realistic_group
 
     rng = np.random.default_rng([p["seed"], step])
     g, n_groups = p["group_size"], p["groups"]
@@ -119,7 +119,7 @@ def ensure_log(args: argparse.Namespace, tokens: float) -> tuple[Path, dict]:
     import pyarrow.parquet as pq
 
     from prm_probe import __version__
-    from prm_probe.schema import SCHEMA_VERSION
+    from prm_probe.core.schema import SCHEMA_VERSION
 
     p = _params(args, tokens)
     path = WORK / (f"log_t{p['tokens']}_g{p['groups']}x{p['group_size']}_"
@@ -175,7 +175,7 @@ def run_cli(log: Path, out: Path, cpus: list[int] | None) -> dict:
 
 
 def run_inprocess(log: Path, **kwargs) -> float:
-    from prm_probe.stats import overlap_stats
+    from prm_probe.core.stats import overlap_stats
 
     t0 = time.perf_counter()
     result = overlap_stats(log, **kwargs)
@@ -186,13 +186,13 @@ def run_inprocess(log: Path, **kwargs) -> float:
 def phase_breakdown(log: Path, passes: int = 3) -> dict[str, float]:
     """Seconds per phase inside ``overlap_stats(log)``, from the pass with the smallest total.
 
-    The functions ``overlap_stats`` calls through ``prm_probe.stats``' module globals (``iter_steps``,
+    The functions ``overlap_stats`` calls through ``prm_probe.core.stats``' module globals (``iter_steps``,
     ``pack_groups``, ``process_sets``, ``completion_stats``, ``group_stats``) are wrapped with timers for
     the duration of the measurement, in this process only; the rest (per-step rows, the final
     concatenation) is the total minus those phases. The breakdown runs sequentially (no read-ahead
     thread, one worker) so that the phases add up; the timed runs above overlap reading with compute.
     """
-    import prm_probe.stats as st
+    import prm_probe.core.stats as st
 
     names = {"iter_steps": "read + split steps (iter_steps)", "pack_groups": "pack_groups",
              "process_sets": "engine (process_sets)", "completion_stats": "completion_stats",

@@ -1,6 +1,6 @@
-"""Benchmark of the built-in GRPO / λ-GRPO trainer (``prm_probe.trainer``), and of TRL's ``GRPOTrainer`` beside it.
+"""Benchmark of the built-in GRPO / λ-GRPO trainer (``prm_probe.training.trainer``), and of TRL's trainer beside it.
 
-1. Step-time breakdown of ``prm_probe.trainer.train``: the per-step ``time_*`` keys of ``metrics.jsonl``
+1. Step-time breakdown of ``prm_probe.training.trainer.train``: the per-step ``time_*`` keys of ``metrics.jsonl``
    (generate + score, process-set weights, reference forward, policy forward + loss, backward, clip +
    optimiser, writing the rollout part), median over the steps after the first (warm-up) step, for the
    built-in ``tiny`` model (2-layer Qwen2, character tokenizer, vocabulary 100) and for
@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from _common import code_version, cpu_model  # noqa: E402
 
-from prm_probe.tasks import Arithmetic  # noqa: E402  (light: numpy only)
+from prm_probe.training.tasks import Arithmetic  # noqa: E402  (light: numpy only)
 
 # (metrics key, label) in step order; "other" is time_step minus their sum.
 PHASES = [
@@ -129,8 +129,8 @@ def worker_ours(spec: dict) -> dict:
     """Train ``spec['steps']`` steps with prm_probe's trainer; return per-step metrics, timings and memory."""
     import torch
 
-    from prm_probe.config import config_from_dict
-    from prm_probe.trainer import train
+    from prm_probe.training.config import config_from_dict
+    from prm_probe.training.trainer import train
 
     base_rss = rss_mib()
     task = "arithmetic"
@@ -178,9 +178,9 @@ def worker_trl(spec: dict) -> dict:
     from transformers.utils import logging as hf_logging
     from trl import GRPOConfig, GRPOTrainer
 
-    from prm_probe.models import load_policy, smollm2_folder
-    from prm_probe.tasks import Problem, get_task
-    from prm_probe.trainer import problem_order
+    from prm_probe.training.models import load_policy, smollm2_folder
+    from prm_probe.training.tasks import Problem, get_task
+    from prm_probe.training.trainer import problem_order
 
     warnings.filterwarnings("ignore")
     hf_logging.set_verbosity_error()

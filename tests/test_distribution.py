@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from prm_probe.config import config_from_dict
-from prm_probe.distribution import PolicyDistribution, policy_log_probs, token_log_probs, truncate
-from prm_probe.models import load_policy
-from prm_probe.sampling import sample_completions
-from prm_probe.trainer import completion_logps, train
+from prm_probe.training.config import config_from_dict
+from prm_probe.training.distribution import PolicyDistribution, policy_log_probs, token_log_probs, truncate
+from prm_probe.training.models import load_policy
+from prm_probe.training.sampling import sample_completions
+from prm_probe.training.trainer import completion_logps, train
 
 
 def test_policy_log_probs_by_hand():
@@ -111,11 +111,11 @@ def test_logp_mismatch_is_logged_and_below_1e_4_on_cpu(tmp_path, case):
 
 def test_a_sampler_trainer_difference_is_measured_and_warned_once(tmp_path, monkeypatch, caplog):
     """If the sampler used another distribution than the trainer, the field shows it and the run warns once."""
-    import prm_probe.sampling as sampling
+    import prm_probe.training.sampling as sampling
 
     real = sampling.policy_log_probs
     monkeypatch.setattr(sampling, "policy_log_probs", lambda z, t=1.0, a=None: real(z, t * 1.25, a))
-    with caplog.at_level(logging.WARNING, logger="prm_probe.trainer"):
+    with caplog.at_level(logging.WARNING, logger="prm_probe.training.trainer"):
         records = _metrics(train(_cfg(steps=3), tmp_path / "run"))
     assert all(r["logp_mismatch_max"] > 1e-3 for r in records)
     warnings = [r for r in caplog.records if "logp_mismatch_max" in r.getMessage()]
@@ -138,7 +138,7 @@ def test_the_trainers_update_is_the_restricted_tempered_policy_gradient(tmp_path
     import pyarrow.parquet as pq
 
     from prm_probe import process_set_sizes
-    from prm_probe.checkpoint import checkpoint_dirs
+    from prm_probe.training.checkpoint import checkpoint_dirs
 
     lr, temperature = 0.05, 0.7
     run = train(_sgd_toy_config("tiny-gpt2", weighting, temperature, lr), tmp_path / "run")

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 import prm_probe
-from prm_probe.group_trie import GroupTrie
-from prm_probe.prm import identity_check, node_values, outcome_advantages
-from prm_probe.stats import completion_stats, group_stats
-from prm_probe.trie import PackedGroups, process_sets
+from prm_probe.core.group_trie import GroupTrie
+from prm_probe.core.prm import identity_check, node_values, outcome_advantages
+from prm_probe.core.stats import completion_stats, group_stats
+from prm_probe.core.trie import PackedGroups, process_sets
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 EX_CASES = ["ex1", "ex2", "ex3", "ex4", "ex5"]

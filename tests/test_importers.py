@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from prm_probe.cli import main
+from prm_probe.core.validate import validate_log
 from prm_probe.errors import SchemaError, UnknownNameError
-from prm_probe.importers import IMPORTERS, import_log, import_to_parquet
-from prm_probe.models import char_tokenizer
-from prm_probe.validate import validate_log
+from prm_probe.integrations.importers import IMPORTERS, import_log, import_to_parquet
+from prm_probe.training.models import char_tokenizer
 
 FOREIGN = Path(__file__).resolve().parent / "data" / "foreign"
 GENERIC_FIELDS = {"step": "iter", "prompt": "question", "completion": "answer", "reward": "score", "group": "qid"}
@@ -88,7 +88,7 @@ def test_registry():
 
 
 def test_verl_groups_from_prompt_text_although_the_batch_was_reordered(tmp_path, chat_tok, caplog):
-    with caplog.at_level(logging.WARNING, logger="prm_probe.importers"):
+    with caplog.at_level(logging.WARNING, logger="prm_probe.integrations.importers"):
         t = import_log("verl", FOREIGN / "verl" / "1.jsonl", tokenizer=chat_tok, run_id="r1")
     assert "merged" not in caplog.text and "merge" not in caplog.text  # nothing merged: no warning
     df = t.to_pandas()
@@ -108,13 +108,13 @@ def test_verl_groups_from_prompt_text_although_the_batch_was_reordered(tmp_path,
 
 
 def test_verl_repeated_prompt_merges_without_group_size_and_splits_with_it(chat_tok, caplog):
-    with caplog.at_level(logging.WARNING, logger="prm_probe.importers"):
+    with caplog.at_level(logging.WARNING, logger="prm_probe.integrations.importers"):
         merged = import_log("verl", FOREIGN / "verl", tokenizer=chat_tok)
     assert "identical prompts in one batch merged" in caplog.text
     assert sorted(len(v) for k, v in _groups(merged).items() if k[0] == 2) == [6]
     assert _meta(merged)["prm_probe.merged_groups"] == "1"
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="prm_probe.importers"):
+    with caplog.at_level(logging.WARNING, logger="prm_probe.integrations.importers"):
         split = import_log("verl", FOREIGN / "verl", tokenizer=chat_tok, group_size=3)
     assert "split into groups of 3 in file order" in caplog.text
     assert sorted(len(v) for k, v in _groups(split).items() if k[0] == 2) == [3, 3]
@@ -127,7 +127,7 @@ def test_verl_unequal_groups_recorded(tmp_path, tok, caplog):
     rows = [{"input": p, "output": o, "score": r, "step": 0}
             for p, o, r in [("p", "a", 1.0), ("p", "b", 0.0), ("p", "c", 0.0), ("q", "d", 1.0), ("q", "e", 0.0)]]
     (tmp_path / "0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with caplog.at_level(logging.WARNING, logger="prm_probe.importers"):
+    with caplog.at_level(logging.WARNING, logger="prm_probe.integrations.importers"):
         t = import_log("verl", tmp_path / "0.jsonl", tokenizer=tok)
     assert "unequal size" in caplog.text and "merged" not in caplog.text
     assert json.loads(_meta(t)["prm_probe.unequal_groups"]) == {"2": 1, "3": 1}
@@ -232,7 +232,7 @@ def test_missing_field_named(tmp_path, tok):
 
 
 def test_retokenization_text_changes_counted(tmp_path, tok, caplog):
-    with caplog.at_level(logging.WARNING, logger="prm_probe.importers"):
+    with caplog.at_level(logging.WARNING, logger="prm_probe.integrations.importers"):
         t = import_log("verl", FOREIGN / "verl", tokenizer=DroppingTokenizer(tok, "8"), group_size=3)
     texts = [json.loads(line)["output"] for f in sorted((FOREIGN / "verl").glob("*.jsonl"))
              for line in f.read_text().splitlines()]
@@ -243,7 +243,7 @@ def test_retokenization_text_changes_counted(tmp_path, tok, caplog):
 
 def test_cli_import_writes_a_log_that_stats_reads(tmp_path, capsys):
     from prm_probe.cli import main
-    from prm_probe.models import char_tokenizer
+    from prm_probe.training.models import char_tokenizer
 
     folder = tmp_path / "tok"
     char_tokenizer().save_pretrained(folder)

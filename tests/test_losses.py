@@ -10,9 +10,9 @@ import torch
 
 from prm_probe import implied_prm, process_set_sizes
 from prm_probe.errors import ConfigError
-from prm_probe.losses import BatchNorms, aggregate, group_advantages, per_token_terms, token_weights
-from prm_probe.models import tiny_model
-from prm_probe.trainer import completion_logps
+from prm_probe.training.losses import BatchNorms, aggregate, group_advantages, per_token_terms, token_weights
+from prm_probe.training.models import tiny_model
+from prm_probe.training.trainer import completion_logps
 from tests.conftest import GOLDEN_DIR
 
 CASES = ["ex1", "ex2", "ex3", "ex4", "ex5"]

@@ -1,4 +1,4 @@
-"""Tests of ``prm_probe.plots``: artist data read back against the input columns, never pixels."""
+"""Tests of ``prm_probe.views.plots``: artist data read back against the input columns, never pixels."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prm_probe import plots
+from prm_probe.core.group_trie import GroupTrie
 from prm_probe.errors import SchemaError
-from prm_probe.group_trie import GroupTrie
+from prm_probe.views import plots
 
 G6 = ["ABCD", "ABEFHI", "JKLM", "JKLNQST", "JKLNQU", "VWYZ"]
 G6_REWARDS = [0.5, 0.5, 1.0, 0.0, 0.0, 0.5]
@@ -249,7 +249,7 @@ def test_theme_sets_readable_fonts():
 
 
 def test_import_does_not_load_matplotlib():
-    code = ("import sys, prm_probe.plots; "
+    code = ("import sys, prm_probe.views.plots; "
             "bad = [m for m in ('matplotlib', 'seaborn') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,4 @@
-"""The implied PRM (prm_probe.prm) against a brute-force implementation of SCIENCE.md §3, and Theorem 1.
+"""The implied PRM (prm_probe.core.prm) against a brute-force implementation of SCIENCE.md §3, and Theorem 1.
 
 Definitions (SCIENCE.md §1.2, §3.1): R̂(λ(i,t)) is the mean reward of the j with the same (t+1)-prefix and
 |y_j| > t; a_i = (r_i − r̄)/(σ_unbiased + 1e-4) and A(i,t) = (R(i,t) − r̄)/(σ_unbiased + 1e-4), with the group
@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 
 import prm_probe
-from prm_probe._testing import random_group, realistic_group
-from prm_probe.errors import SchemaError
-from prm_probe.prm import (
+from prm_probe.core.prm import (
     ADVANTAGE_EPS,
     identity_check,
     implied_prm,
@@ -21,7 +19,9 @@ from prm_probe.prm import (
     node_values,
     outcome_advantages,
 )
-from prm_probe.trie import PackedGroups, process_sets
+from prm_probe.core.trie import PackedGroups, process_sets
+from prm_probe.errors import SchemaError
+from prm_probe.training._testing import random_group, realistic_group
 
 N_GROUPS = 500
 
@@ -166,7 +166,7 @@ def test_identity_check_holds_on_random_groups(batch):
 
 def test_identity_check_detects_a_broken_identity(batch, monkeypatch):
     """The check can fail: with advantages that are not mean-centred per node it reports False."""
-    import prm_probe.prm as prm_mod
+    import prm_probe.core.prm as prm_mod
 
     ps, r = batch
     real = prm_mod.node_values

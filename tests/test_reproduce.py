@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from prm_probe.cli import main
-from prm_probe.experiments import (
+from prm_probe.experiments.reproduce import demo, make_figures, overlap_experiment, toy_tree_experiment
+from prm_probe.experiments.sweeps import (
     PAPER_TABLE1,
     calibrated_setting,
     calibration_specs,
@@ -14,7 +15,6 @@ from prm_probe.experiments import (
     toy_tree_specs,
     toy_tree_table,
 )
-from prm_probe.reproduce import demo, make_figures, overlap_experiment, toy_tree_experiment
 from tests.conftest import SAMPLE_LOG
 
 
@@ -57,7 +57,7 @@ def test_run_outcomes_and_table_by_hand():
 
 
 def test_toy_tree_experiment_small_resumable_and_per_model(tmp_path, monkeypatch):
-    from prm_probe import reproduce
+    from prm_probe.experiments.sweeps import reproduce
 
     monkeypatch.setitem(reproduce.TOY_PLANS, "tabular", reproduce.ToyPlan(
         settings=(("sgd", 0.5), ("sgd", 2.0), ("sgd", 8.0)), cells=((1, -1.0), (2, -0.5)), seeds=2,
@@ -84,7 +84,7 @@ def test_toy_tree_experiment_small_resumable_and_per_model(tmp_path, monkeypatch
 
 
 def test_calibration_picks_the_best_no_trap_setting(tmp_path, monkeypatch):
-    from prm_probe import reproduce
+    from prm_probe.experiments.sweeps import reproduce
 
     monkeypatch.setitem(reproduce.TOY_PLANS, "default", reproduce.ToyPlan(
         calibration=(("sgd", 0.01), ("sgd", 30.0)), cells=((1, -1.0),), seeds=1, calibration_seeds=2,

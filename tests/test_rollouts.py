@@ -13,11 +13,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from prm_probe._testing import synthetic_rollouts
+from prm_probe.core.rollouts import iter_steps, pack_groups, read_metadata, read_rollouts, resolve_log, write_rollouts
+from prm_probe.core.schema import SCHEMA_VERSION
+from prm_probe.core.stats import GROUP_COLUMNS, overlap_stats
 from prm_probe.errors import PrmProbeError, SchemaError
-from prm_probe.rollouts import iter_steps, pack_groups, read_metadata, read_rollouts, resolve_log, write_rollouts
-from prm_probe.schema import SCHEMA_VERSION
-from prm_probe.stats import GROUP_COLUMNS, overlap_stats
+from prm_probe.training._testing import synthetic_rollouts
 
 # ----------------------------------------------------------------------------------------------- helpers
 
@@ -247,7 +247,7 @@ def test_non_contiguous_steps_fall_back_and_give_same_stats(table, reference, tm
     s0, s1, s2 = (_step_of(table, s) for s in range(3))
     mixed = pa.concat_tables([s0.slice(0, 13), s1, s0.slice(13), s2])  # rows of step 0 after step 1
     path = write_rollouts(mixed, tmp_path / "log.parquet", row_group_size=10)
-    with caplog.at_level(logging.WARNING, logger="prm_probe.rollouts"):
+    with caplog.at_level(logging.WARNING, logger="prm_probe.core.rollouts"):
         steps = list(iter_steps(path))
     assert any("not consecutive" in r.getMessage() for r in caplog.records)
     assert [_keys(t) for t in steps] == [[("synthetic", s)] for s in range(3)]

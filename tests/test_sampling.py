@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prm_probe.models import load_policy
-from prm_probe.sampling import left_pad, process_logits, sample_completions
-from prm_probe.trainer import completion_logps
+from prm_probe.training.models import load_policy
+from prm_probe.training.sampling import left_pad, process_logits, sample_completions
+from prm_probe.training.trainer import completion_logps
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ class _NoLogitsToKeep(torch.nn.Module):
 
 @pytest.mark.parametrize("name", ["tiny", "tiny-gpt2"])
 def test_completion_logps_with_logits_to_keep_equal_the_full_logits(name):
-    from prm_probe.sampling import last_logits_kwargs
+    from prm_probe.training.sampling import last_logits_kwargs
 
     model, tok = load_policy(name, seed=2)
     model.eval()

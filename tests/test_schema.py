@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from prm_probe.schema import REQUIRED_COLUMNS, ROLLOUT_SCHEMA, schema_markdown
+from prm_probe.core.schema import REQUIRED_COLUMNS, ROLLOUT_SCHEMA, schema_markdown
 from tests.conftest import ROOT
 
 

@@ -30,7 +30,7 @@ def smol_cache(tmp_path_factory, request):
 
 
 def test_smollm2_loads_offline_with_eos_equal_to_pad(smol_cache):
-    from prm_probe.models import completion_end_token_ids, load_policy
+    from prm_probe.training.models import completion_end_token_ids, load_policy
 
     model, tok = load_policy("smollm2-135m")
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
@@ -41,9 +41,9 @@ def test_smollm2_loads_offline_with_eos_equal_to_pad(smol_cache):
 
 def test_smollm2_one_training_step_and_a_sample(tmp_path, smol_cache):
     from prm_probe.cli import main
-    from prm_probe.config import config_from_dict
-    from prm_probe.trainer import train
-    from prm_probe.validate import validate_log
+    from prm_probe.core.validate import validate_log
+    from prm_probe.training.config import config_from_dict
+    from prm_probe.training.trainer import train
 
     cfg = config_from_dict({"steps": 1, "device": "cpu", "model": {"name": "smollm2-135m"},
                             "task": {"name": "arithmetic", "train_size": 4, "val_size": 1},
@@ -63,10 +63,11 @@ def test_smollm2_trains_one_lambda_grpo_step_on_trl(smol_cache, tmp_path):
     """The TRL path on a real chat model: chat template, EOS = pad, a valid rollout log and run files."""
     pytest.importorskip("trl")
     from prm_probe import overlap_stats, validate_log
-    from prm_probe.trl_run import main
+    from prm_probe.cli import main
 
     out = tmp_path / "trl"
-    assert main(["--model", "smollm2-135m", "--task", "arithmetic", "--out", str(out), "--steps", "1",
+    assert main(["trl-train", "-q", "--model", "smollm2-135m", "--task", "arithmetic", "--out", str(out),
+                 "--steps", "1",
                  "--num-generations", "4", "--per-device-batch", "4", "--max-completion-length", "16",
                  "--beta", "0.04", "--set", "save_strategy=\"no\"", "--set", "disable_tqdm=true"]) == 0
     assert validate_log(out / "rollouts").ok

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from prm_probe import process_set_sizes
-from prm_probe.checkpoint import checkpoint_dirs
 from prm_probe.cli import main
-from prm_probe.config import config_from_dict
 from prm_probe.errors import ConfigError
-from prm_probe.models import char_tokenizer, load_policy
-from prm_probe.tabular import TabularPolicy, tabular_policy
-from prm_probe.tasks import Score, Task, get_task
-from prm_probe.trainer import train
+from prm_probe.training.checkpoint import checkpoint_dirs
+from prm_probe.training.config import config_from_dict
+from prm_probe.training.models import char_tokenizer, load_policy
+from prm_probe.training.tabular import TabularPolicy, tabular_policy
+from prm_probe.training.tasks import Score, Task, get_task
+from prm_probe.training.trainer import train
 
 
 def _cfg(**over):
@@ -132,7 +132,7 @@ class _OpenEnded(Task):
     name = "open-ended"
 
     def _make(self, split):
-        from prm_probe.tasks import Problem
+        from prm_probe.training.tasks import Problem
 
         return [Problem(f"p{split}", "x", "y")]
 
@@ -158,7 +158,7 @@ def test_a_task_with_several_prompts_is_refused():
         exact_new_tokens = 2
 
         def _make(self, split):
-            from prm_probe.tasks import Problem
+            from prm_probe.training.tasks import Problem
 
             return [Problem("a", "x", "1"), Problem("b", "yz", "2")]
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from prm_probe.errors import ConfigError, UnknownNameError
-from prm_probe.tasks import (
+from prm_probe.training.tasks import (
     TASKS,
     Problem,
     Score,
@@ -62,7 +62,7 @@ class FakeTokenizer:
 @pytest.fixture(scope="module")
 def char_tok():
     pytest.importorskip("transformers")
-    from prm_probe.models import char_tokenizer
+    from prm_probe.training.models import char_tokenizer
 
     return char_tokenizer()
 
@@ -131,7 +131,7 @@ def test_module_path_loading_from_tests_module() -> None:
 
 def test_module_path_loading_from_tmp_module(tmp_path, monkeypatch) -> None:
     (tmp_path / "my_tasks_mod.py").write_text(textwrap.dedent("""
-        from prm_probe.tasks import Problem, Score, Task
+        from prm_probe.training.tasks import Problem, Score, Task
 
         class Const(Task):
             name = "const"
@@ -459,7 +459,7 @@ def test_reasoning_gym_wiring_with_a_fake_module(monkeypatch) -> None:
 
 
 def test_toy_tree_prefix_reward_is_the_matched_share():
-    from prm_probe.tasks import get_task
+    from prm_probe.training.tasks import get_task
 
     task = get_task("toy-tree", seed=3, options={"depth": 6, "reward": "prefix"})
     t = task.target

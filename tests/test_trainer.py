@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from prm_probe.checkpoint import checkpoint_dirs
 from prm_probe.cli import main
-from prm_probe.collect import RewardError
-from prm_probe.config import config_from_dict
+from prm_probe.core.validate import validate_log
 from prm_probe.errors import CheckpointError, ConfigError, UnknownNameError
-from prm_probe.tasks import Arithmetic, Score, ToyTree
-from prm_probe.trainer import problem_order, train
-from prm_probe.validate import validate_log
+from prm_probe.training.checkpoint import checkpoint_dirs
+from prm_probe.training.collect import RewardError
+from prm_probe.training.config import config_from_dict
+from prm_probe.training.tasks import Arithmetic, Score, ToyTree
+from prm_probe.training.trainer import problem_order, train
 
 
 def _config(**over):
@@ -46,7 +46,7 @@ def _no_time(records):
 @pytest.mark.parametrize("weighting", ["uniform", "process_set"])
 @pytest.mark.parametrize("aggregation", ["seq_mean", "token_mean", "dr_grpo"])
 def test_both_weightings_run_and_write_valid_outputs(tmp_path, weighting, aggregation):
-    from prm_probe.models import load_policy
+    from prm_probe.training.models import load_policy
 
     cfg = _config(loss={"weighting": weighting, "aggregation": aggregation})
     run = train(cfg, tmp_path / "run")
@@ -71,7 +71,7 @@ def test_both_weightings_run_and_write_valid_outputs(tmp_path, weighting, aggreg
 
 def test_process_set_weighting_uses_the_engine_sizes(tmp_path):
     """The logged gradient-mass ratio equals Σ1/|λ| / Σ1 recomputed from the written rollouts."""
-    from prm_probe.stats import overlap_stats
+    from prm_probe.core.stats import overlap_stats
 
     run = train(_config(loss={"weighting": "process_set"}), tmp_path / "run")
     stats = overlap_stats(run / "rollouts")
@@ -221,7 +221,7 @@ def test_corrupt_model_folder_is_reported(tmp_path):
 
 
 def test_interrupted_checkpoint_leaves_previous_one_intact(tmp_path, monkeypatch):
-    import prm_probe.checkpoint as ck
+    import prm_probe.training.checkpoint as ck
 
     run = train(_config(steps=2, schedule={"save_every": 1, "keep_checkpoints": 5}), tmp_path / "run")
     before = [p.name for p in checkpoint_dirs(run)]

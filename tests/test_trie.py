@@ -1,6 +1,6 @@
-"""The process-set engine (prm_probe.trie) against literal references, tree invariants and edge cases.
+"""The process-set engine (prm_probe.core.trie) against literal references, tree invariants and edge cases.
 
-References (prm_probe._testing): ``counting_process_set_sizes`` counts every prefix in a multiset and
+References (prm_probe.training._testing): ``counting_process_set_sizes`` counts every prefix in a multiset and
 ``brute_force_process_set_sizes`` applies SCIENCE.md §2.1 literally,
 ``|λ(i, t)| = #{ j : |y_j| > t and y_j[0..t] == y_i[0..t] }``.
 """
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import prm_probe
-from prm_probe import trie
-from prm_probe._testing import brute_force_process_set_sizes, counting_process_set_sizes, random_group
+from prm_probe.core import trie
+from prm_probe.core.trie import PackedGroups, ProcessSets, process_set_sizes, process_sets
 from prm_probe.errors import SchemaError
-from prm_probe.trie import PackedGroups, ProcessSets, process_set_sizes, process_sets
+from prm_probe.training._testing import brute_force_process_set_sizes, counting_process_set_sizes, random_group
 
 N_RANDOM = 10_000
 N_BATCHES = 4

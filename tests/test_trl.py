@@ -19,9 +19,9 @@ from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
 from prm_probe import process_set_sizes  # noqa: E402
 from prm_probe.errors import ConfigError, PrmProbeError  # noqa: E402
-from prm_probe.trl_grpo import WEIGHT_KEY, LambdaGRPOConfig, LambdaGRPOTrainer  # noqa: E402
-from prm_probe.trl_loss import SUPPORTED_LOSS_TYPES, lambda_grpo_loss, per_token_objective  # noqa: E402
-from prm_probe.trl_telemetry import (  # noqa: E402
+from prm_probe.integrations.trl.grpo import WEIGHT_KEY, LambdaGRPOConfig, LambdaGRPOTrainer  # noqa: E402
+from prm_probe.integrations.trl.loss import SUPPORTED_LOSS_TYPES, lambda_grpo_loss, per_token_objective  # noqa: E402
+from prm_probe.integrations.trl.telemetry import (  # noqa: E402
     GatheredBatch,
     attach_overlap_telemetry,
     check_group_layout,
@@ -41,7 +41,7 @@ COMPLETIONS = [
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory) -> Path:
-    from prm_probe.models import char_tokenizer, tiny_model
+    from prm_probe.training.models import char_tokenizer, tiny_model
 
     tok = char_tokenizer()
     folder = tmp_path_factory.mktemp("tiny")
@@ -153,9 +153,9 @@ def test_unit_weights_reproduce_trl_loss_gradients_and_metrics(tiny_folder, tmp_
                                                         ("dr_grpo", "dr_grpo")])
 def test_per_token_loss_equals_builtin_lambda_grpo(tiny_folder, tmp_path, loss_type, aggregation, temperature):
     """Also at temperature != 1: TRL divides the logits by its temperature, and so must the built-in trainer."""
-    from prm_probe.distribution import PolicyDistribution
-    from prm_probe.losses import BatchNorms, aggregate, per_token_terms, token_weights
-    from prm_probe.trainer import completion_logps
+    from prm_probe.training.distribution import PolicyDistribution
+    from prm_probe.training.losses import BatchNorms, aggregate, per_token_terms, token_weights
+    from prm_probe.training.trainer import completion_logps
 
     beta, eps = 0.04, 0.2  # TRL 1.16 multiplies the KL by the ratio by default; the built-in trainer does not
     trainer = _trainer(tiny_folder, tmp_path, loss_type=loss_type, beta=beta, epsilon=eps,
@@ -304,24 +304,26 @@ def test_two_processes_with_groups_spanning_them_give_one_process_weights(tiny_f
 
 def test_trl_run_module_trains_and_writes_a_log_prm_probe_reads(tmp_path, capsys):
     from prm_probe import overlap_stats
-    from prm_probe.trl_run import main
+    from prm_probe.cli import main
 
     out = tmp_path / "run"
-    assert main(["--model", "tiny", "--out", str(out), "--steps", "1", "--num-generations", "4",
+    assert main(["trl-train", "-q", "--model", "tiny", "--out", str(out), "--steps", "1", "--num-generations", "4",
                  "--per-device-batch", "8", "--max-completion-length", "6", "--lr", "1e-3",
                  "--set", "save_strategy=no", "--set", "disable_tqdm=true"]) == 0
     stats = overlap_stats(out / "rollouts")
     assert int(stats.steps["groups"].iloc[0]) == 2
     assert (out / "final" / "config.json").exists()
-    assert main(["--model", "tiny", "--out", str(out), "--set", "not_a_field=1"]) == 2
+    assert main(["trl-train", "--model", "tiny", "--out", str(out), "--set", "not_a_field=1"]) == 2
     assert "not_a_field" in capsys.readouterr().err
+    assert main(["trl-train", "--model", "tiny", "--out", str(out), "--set", "temperature=hot"]) == 2
+    assert "temperature='hot' is not a float" in capsys.readouterr().err
 
 
 def test_trl_runs_are_recorded_for_prm_probe_compare(tmp_path):
     from prm_probe import compare_runs
-    from prm_probe.trl_run import main
+    from prm_probe.cli import main
 
-    common = ["--model", "tiny", "--steps", "3", "--num-generations", "4", "--per-device-batch", "8",
+    common = ["trl-train", "-q", "--model", "tiny", "--steps", "3", "--num-generations", "4", "--per-device-batch", "8",
               "--max-completion-length", "6", "--lr", "1e-3", "--no-rollout-log", "--set", "save_strategy=no",
               "--set", "disable_tqdm=true"]
     for name, extra in (("lambda", []), ("grpo", ["--no-lambda"])):
@@ -340,7 +342,7 @@ def test_trl_runs_are_recorded_for_prm_probe_compare(tmp_path):
 def test_run_record_maps_trl_names_and_splits_evaluations(tmp_path):
     from types import SimpleNamespace
 
-    from prm_probe.trl_record import RunRecordCallback
+    from prm_probe.integrations.trl.record import RunRecordCallback
 
     cb, args = RunRecordCallback(), SimpleNamespace(output_dir=str(tmp_path))
     state = SimpleNamespace(is_world_process_zero=True, global_step=4)

@@ -21,9 +21,9 @@ torch = pytest.importorskip("torch")
 
 from prm_probe import record_completion_ids  # noqa: E402
 from prm_probe.cli import main  # noqa: E402
+from prm_probe.core.validate import validate_log  # noqa: E402
 from prm_probe.errors import SchemaError  # noqa: E402
-from prm_probe.importers import import_log, import_to_parquet  # noqa: E402
-from prm_probe.validate import validate_log  # noqa: E402
+from prm_probe.integrations.importers import import_log, import_to_parquet  # noqa: E402
 
 G = 4
 WEIGHTS = [2.0, 0.5]
@@ -34,7 +34,7 @@ PROMPTS = ["What is 1 + 1?", "What is 2 + 3?", "Add 4 and 4.", "Is 5 + 1 six?"]
 
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory) -> Path:
-    from prm_probe.models import char_tokenizer, tiny_model
+    from prm_probe.training.models import char_tokenizer, tiny_model
 
     tok = char_tokenizer()
     tok.chat_template = CHAT_TEMPLATE
@@ -245,7 +245,7 @@ def test_tiny_tokenizer_reloads_identically_beside_a_model_config(tmp_path):
     """AutoTokenizer rebuilds a folder's tokenizer from the model type (Qwen2 here): spaces must survive."""
     from transformers import AutoTokenizer
 
-    from prm_probe.models import char_tokenizer, tiny_model
+    from prm_probe.training.models import char_tokenizer, tiny_model
 
     tok = char_tokenizer()
     for name in ("tiny", "tiny-gpt2"):

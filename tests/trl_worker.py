@@ -16,7 +16,7 @@ import torch.distributed as dist
 from datasets import Dataset
 from transformers import AutoTokenizer
 
-from prm_probe.trl_grpo import WEIGHT_KEY, LambdaGRPOConfig, LambdaGRPOTrainer
+from prm_probe.integrations.trl.grpo import WEIGHT_KEY, LambdaGRPOConfig, LambdaGRPOTrainer
 
 
 class RecordingTrainer(LambdaGRPOTrainer):

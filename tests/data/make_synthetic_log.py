@@ -24,9 +24,9 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parents[1]))
 
-from prm_probe.prm import outcome_advantages  # noqa: E402
-from prm_probe.rollouts import write_rollouts  # noqa: E402
-from prm_probe.schema import ROLLOUT_SCHEMA  # noqa: E402
+from prm_probe.core.prm import outcome_advantages  # noqa: E402
+from prm_probe.core.rollouts import write_rollouts  # noqa: E402
+from prm_probe.core.schema import ROLLOUT_SCHEMA  # noqa: E402
 
 EOS = 2
 MAX_NEW = 48

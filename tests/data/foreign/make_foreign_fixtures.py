@@ -48,7 +48,7 @@ GRPO_PRM_SEP = "<bos>assistant\n"
 
 
 def tokenizer():
-    from prm_probe.models import char_tokenizer
+    from prm_probe.training.models import char_tokenizer
 
     tok = char_tokenizer()
     tok.chat_template = CHAT_TEMPLATE

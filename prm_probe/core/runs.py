@@ -1,0 +1,186 @@
+"""Training-run folders: reading ``config.json`` / ``metrics.jsonl`` / ``validation.jsonl`` and their settings.
+
+A run folder is what :func:`prm_probe.training.trainer.train` writes (and what
+:class:`~prm_probe.integrations.trl.record.RunRecordCallback` writes for TRL runs). :func:`load_run` reads one into a
+:class:`Run` (config, algorithm label, seed, per-step metrics, validation records);
+:func:`config_differences` lists the settings on which runs disagree. Comparing runs is
+:mod:`prm_probe.views.compare`'s job.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prm_probe.errors import CheckpointError
+
+__all__ = ["MATCHED_SETTINGS", "Labels", "Run", "algorithm_label", "config_differences", "load_run"]
+
+log = logging.getLogger(__name__)
+
+MATCHED_SETTINGS = ("task.name", "task.options", "sampling.group_size", "sampling.prompts_per_step", "steps",
+                    "model.name", "sampling.max_new_tokens")
+Labels = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def _setting(config: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        nested = isinstance(value, Mapping) and value
+        out.update(_flat(value, f"{prefix}{key}.") if nested else {f"{prefix}{key}": value})
+    return out
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+
+
+def _describe(differences: Mapping[str, list[Any]]) -> str:
+    return "; ".join(f"{k} ({' vs '.join(map(_show, v))})" for k, v in differences.items())
+
+
+def algorithm_label(config: Mapping[str, Any]) -> str:
+    """Name a run's algorithm from its config: ``GRPO`` (uniform), ``λ-GRPO`` (process_set), ``+ (renormalised)``.
+
+    Example:
+        >>> algorithm_label({"loss": {"weighting": "process_set", "renormalise": True}})
+        'λ-GRPO (renormalised)'
+    """
+    weighting = _setting(config, "loss.weighting") or "uniform"
+    name = {"uniform": "GRPO", "process_set": "λ-GRPO"}.get(weighting, str(weighting))
+    return name + (" (renormalised)" if _setting(config, "loss.renormalise") else "")
+
+
+@dataclass
+class Run:
+    """One run folder: its config, algorithm label, seed, per-step metrics and validation records.
+
+    ``metrics`` has one row per step (``step`` plus every key of ``metrics.jsonl``); ``validation`` one row per
+    validation (``step``, ``val_accuracy``, ``val_reward_mean``, ...), taken from ``validation.jsonl`` or, when
+    that file is missing, from the ``val_*`` keys of ``metrics.jsonl``.
+    """
+
+    path: Path
+    config: dict[str, Any] = field(repr=False)
+    algorithm: str
+    seed: int
+    metrics: pd.DataFrame = field(repr=False)
+    validation: pd.DataFrame = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        """The run id from the config, or the folder name."""
+        return str(self.config.get("run_id") or self.path.name)
+
+    def columns(self) -> set[str]:
+        """Names of the numeric metrics this run holds."""
+        cols = set(self.metrics.select_dtypes("number").columns) | set(self.validation.select_dtypes("number").columns)
+        return cols - {"step"}
+
+    def values(self, metric: str) -> pd.DataFrame:
+        """The curve of ``metric``: columns ``step`` (int) and ``value`` (float), missing values dropped."""
+        source = self.validation if metric in self.validation.columns else self.metrics
+        if metric not in source.columns:
+            return pd.DataFrame({"step": pd.Series(dtype="int64"), "value": pd.Series(dtype="float64")})
+        frame = pd.DataFrame({"step": source["step"].astype("int64"),
+                              "value": pd.to_numeric(source[metric], errors="coerce").astype("float64")})
+        return frame.dropna().sort_values("step").reset_index(drop=True)
+
+
+def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """Records of a JSONL file that are objects with an integer ``step``, and the numbers of the other lines."""
+    records, bad = [], []
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise CheckpointError(f"'{path}' cannot be read ({exc.strerror}); expected a readable JSONL file; "
+                              "check its permissions") from None
+    for number, line in filter(lambda item: item[1].strip(), enumerate(lines, 1)):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+        else:
+            bad.append(number)
+    frame = pd.DataFrame.from_records(records)
+    if len(frame):
+        frame = frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
+    return frame, bad
+
+
+def load_run(path: str | os.PathLike, labels: Labels | None = None) -> Run:
+    """Read one run folder; unreadable JSONL lines (e.g. a last line cut mid-JSON) are dropped with a warning.
+
+    Args:
+        path: a folder written by ``prm-probe train``.
+        labels: ``NAME -> GLOB`` pairs; the first glob matching the path string (or the folder name, with
+            :func:`fnmatch.fnmatch`) names the run's algorithm instead of :func:`algorithm_label`.
+
+    Raises:
+        CheckpointError: the folder, ``config.json`` or ``metrics.jsonl`` is missing or unreadable, or
+            ``metrics.jsonl`` holds no valid line.
+    """
+    run_dir = Path(path)
+    hint = "expected a folder written by `prm-probe train`"
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run '{run_dir}' is not a folder; {hint}; check the path")
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"run '{run_dir}' has no config.json; {hint}; check the path") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"run '{run_dir}' has an unreadable config.json ({str(exc).splitlines()[0]}); "
+                              f"{hint}; restore or remove the run") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"run '{run_dir}' has a config.json that is not an object; {hint}; restore it")
+    if not (run_dir / "metrics.jsonl").is_file():
+        raise CheckpointError(f"run '{run_dir}' has no metrics.jsonl; {hint}; check the path or rerun it")
+    metrics, bad = _read_jsonl(run_dir / "metrics.jsonl")
+    if metrics.empty:
+        raise CheckpointError(f"run '{run_dir}' has no valid line in metrics.jsonl; expected one JSON object per "
+                              "step; rerun or resume it")
+    if bad:
+        log.warning("run '%s': dropped %d unreadable line(s) of metrics.jsonl (line %s; truncated?); using %d",
+                    run_dir, len(bad), ", ".join(map(str, bad[:5])), len(metrics))
+    validation = pd.DataFrame({"step": pd.Series(dtype="int64")})
+    if (run_dir / "validation.jsonl").is_file():
+        validation, bad = _read_jsonl(run_dir / "validation.jsonl")
+        if bad:
+            log.warning("run '%s': dropped %d unreadable line(s) of validation.jsonl", run_dir, len(bad))
+    val_cols = [c for c in metrics.columns if c.startswith("val_")]
+    if validation.empty and val_cols:
+        validation = metrics[["step", *val_cols]].dropna(how="all", subset=val_cols).reset_index(drop=True)
+    pairs = list(labels.items()) if isinstance(labels, Mapping) else list(labels or [])
+    label = next((str(name) for name, pattern in pairs
+                  if fnmatch.fnmatch(str(run_dir), pattern) or fnmatch.fnmatch(run_dir.name, pattern)),
+                 algorithm_label(config))
+    seed = config.get("seed")
+    return Run(path=run_dir, config=config, algorithm=label, seed=int(seed) if isinstance(seed, (int, float)) else 0,
+               metrics=metrics, validation=validation)
+
+
+def config_differences(runs: Sequence[Run], keys: Sequence[str] = MATCHED_SETTINGS) -> dict[str, list[Any]]:
+    """Settings among ``keys`` on which ``runs`` disagree, each with its distinct values in order of appearance."""
+    out = {}
+    for key in keys:
+        values = list({_show(_setting(r.config, key)): _setting(r.config, key) for r in runs}.values())
+        if len(values) > 1:
+            out[key] = values
+    return out

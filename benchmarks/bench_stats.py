@@ -85,8 +85,8 @@ def _step_table(step: int, p: dict):
     """One step of the log: ``groups`` groups of ``group_size`` completions, as a canonical Arrow table."""
     import pyarrow as pa
 
+    from prm_probe.core._testing import realistic_group
     from prm_probe.core.schema import ROLLOUT_SCHEMA
-    from prm_probe.training._testing import realistic_group
 
     rng = np.random.default_rng([p["seed"], step])
     g, n_groups = p["group_size"], p["groups"]

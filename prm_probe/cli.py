@@ -233,7 +233,7 @@ def log_notes(meta: dict[str, str]) -> list[str]:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from prm_probe.experiments.sweeps import reproduce
+    from prm_probe.experiments import reproduce
 
     out = Path(args.out or f"data/runs/{args.name}")
     figures = Path(args.figures) if args.figures else out
@@ -299,9 +299,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise ConfigError(f"--resume {args.resume} and --out {args.out} differ; expected one run folder; "
                               "drop --out when resuming")
+        from prm_probe.core.runs import RunFolder
         from prm_probe.training.config import config_from_dict
 
-        saved = out / "config.json"
+        saved = RunFolder(out).config
         steps = overrides.get("steps")
         config = config_from_dict({}) if steps is None else config_from_dict({"steps": steps})
         if steps is None and saved.is_file():

@@ -20,13 +20,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from prm_probe.cli import main
+from prm_probe.core._testing import synthetic_rollouts
 from prm_probe.core.prm import outcome_advantages
 from prm_probe.core.rollouts import read_rollouts, write_rollouts
 from prm_probe.core.schema import REQUIRED_COLUMNS
 from prm_probe.core.stats import overlap_stats
 from prm_probe.core.validate import validate_log
 from prm_probe.errors import LogReadError, PrmProbeError, SchemaError
-from prm_probe.training._testing import synthetic_rollouts
 
 HINT = re.compile(r"expected|fix|upgrade|re-create|check", re.IGNORECASE)
 

@@ -49,3 +49,43 @@ def test_bad_toml_file(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_train_flags_are_generated_from_the_config_fields():
+    from dataclasses import fields
+
+    from prm_probe.cli import build_parser
+    from prm_probe.training.config import SamplingConfig, flag_specs
+
+    specs = {s.key: s for s in flag_specs()}
+    assert specs["sampling.group_size"].flag == "--group-size" and specs["task.name"].flag == "--task"
+    assert specs["loss.weighting"].choices == ("uniform", "process_set")
+    marked = {f"sampling.{f.name}" for f in fields(SamplingConfig) if f.metadata.get("cli")}
+    assert marked == {k for k in specs if k.startswith("sampling.")}
+    train = next(a for a in build_parser()._subparsers._group_actions[0].choices.values()
+                 if a.prog.endswith(" train"))
+    flags = {opt for action in train._actions for opt in action.option_strings}
+    assert {s.flag for s in flag_specs()} <= flags
+    args = build_parser().parse_args(["train", "--out", "x", "--group-size", "4", "--weighting", "process_set"])
+    assert args.sampling__group_size == 4 and args.loss__weighting == "process_set"
+
+
+def test_task_options_from_the_command_line_are_typed_by_the_task():
+    from prm_probe.training.config import apply_overrides, load_config
+
+    config = apply_overrides(load_config(), {"task.name": "toy-tree", "task.options.r_neg": "-0.7",
+                                             "task.options.n": "2"})
+    assert config.task.options == {"r_neg": -0.7, "n": 2}
+    with pytest.raises(ConfigError, match=r"task\.options\.n='two' is not a int"):
+        apply_overrides(load_config(), {"task.name": "toy-tree", "task.options.n": "two"})
+    arithmetic = apply_overrides(load_config(), {"task.options.operands": "[1, 9]"})
+    assert arithmetic.task.options == {"operands": [1, 9]}
+
+
+@pytest.mark.parametrize(("raw", "like", "want"), [("true", False, True), ("3", 0, 3), ("0.5", 1.0, 0.5),
+                                                   ("a b", "", "a b"), ("[1, 2]", [0], [1, 2]),
+                                                   ("{\"a\": 1}", None, {"a": 1}), ("plain", None, "plain")])
+def test_parse_value_types_by_the_default(raw, like, want):
+    from prm_probe.training.config import parse_value
+
+    assert parse_value(raw, like, "k") == want

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import prm_probe
+from prm_probe.core._testing import random_group, realistic_group
 from prm_probe.core.prm import (
     ADVANTAGE_EPS,
     identity_check,
@@ -21,7 +22,6 @@ from prm_probe.core.prm import (
 )
 from prm_probe.core.trie import PackedGroups, process_sets
 from prm_probe.errors import SchemaError
-from prm_probe.training._testing import random_group, realistic_group
 
 N_GROUPS = 500
 

@@ -57,7 +57,7 @@ def test_run_outcomes_and_table_by_hand():
 
 
 def test_toy_tree_experiment_small_resumable_and_per_model(tmp_path, monkeypatch):
-    from prm_probe.experiments.sweeps import reproduce
+    from prm_probe.experiments import reproduce
 
     monkeypatch.setitem(reproduce.TOY_PLANS, "tabular", reproduce.ToyPlan(
         settings=(("sgd", 0.5), ("sgd", 2.0), ("sgd", 8.0)), cells=((1, -1.0), (2, -0.5)), seeds=2,
@@ -75,6 +75,14 @@ def test_toy_tree_experiment_small_resumable_and_per_model(tmp_path, monkeypatch
     before = {p.name: (p / "metrics.jsonl").stat().st_mtime_ns for p in runs.iterdir()}
     toy_tree_experiment(tmp_path / "exp", tmp_path / "figs", model="tabular", steps=6, workers=1)  # all finished
     assert before == {p.name: (p / "metrics.jsonl").stat().st_mtime_ns for p in runs.iterdir()}
+    # Restored from committed config.json + metrics.jsonl only (no checkpoints, no rollouts): still finished.
+    import shutil
+
+    for p in runs.iterdir():
+        shutil.rmtree(p / "checkpoints", ignore_errors=True)
+        shutil.rmtree(p / "rollouts", ignore_errors=True)
+    toy_tree_experiment(tmp_path / "exp", tmp_path / "figs", model="tabular", steps=6, workers=1)
+    assert before == {p.name: (p / "metrics.jsonl").stat().st_mtime_ns for p in runs.iterdir()}
     # A second model adds its rows; the first model's stay.
     toy_tree_experiment(tmp_path / "exp", tmp_path / "figs", model="tiny", seeds=1, steps=4, workers=1,
                         setting=("adam", 1e-3), cells=((1, -1.0),))
@@ -84,7 +92,7 @@ def test_toy_tree_experiment_small_resumable_and_per_model(tmp_path, monkeypatch
 
 
 def test_calibration_picks_the_best_no_trap_setting(tmp_path, monkeypatch):
-    from prm_probe.experiments.sweeps import reproduce
+    from prm_probe.experiments import reproduce
 
     monkeypatch.setitem(reproduce.TOY_PLANS, "default", reproduce.ToyPlan(
         calibration=(("sgd", 0.01), ("sgd", 30.0)), cells=((1, -1.0),), seeds=1, calibration_seeds=2,

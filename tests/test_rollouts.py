@@ -13,11 +13,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from prm_probe.core._testing import synthetic_rollouts
 from prm_probe.core.rollouts import iter_steps, pack_groups, read_metadata, read_rollouts, resolve_log, write_rollouts
 from prm_probe.core.schema import SCHEMA_VERSION
 from prm_probe.core.stats import GROUP_COLUMNS, overlap_stats
 from prm_probe.errors import PrmProbeError, SchemaError
-from prm_probe.training._testing import synthetic_rollouts
 
 # ----------------------------------------------------------------------------------------------- helpers
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from prm_probe.core._testing import brute_force_process_set_sizes, random_group
 from prm_probe.core.prm import node_values
 from prm_probe.core.stats import completion_stats, group_stats, size_histogram
 from prm_probe.core.trie import PackedGroups, process_sets
-from prm_probe.training._testing import brute_force_process_set_sizes, random_group
 
 
 def _expected_completion(sizes: list[int], g: int) -> dict[str, float]:

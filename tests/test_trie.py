@@ -1,6 +1,6 @@
 """The process-set engine (prm_probe.core.trie) against literal references, tree invariants and edge cases.
 
-References (prm_probe.training._testing): ``counting_process_set_sizes`` counts every prefix in a multiset and
+References (prm_probe.core._testing): ``counting_process_set_sizes`` counts every prefix in a multiset and
 ``brute_force_process_set_sizes`` applies SCIENCE.md §2.1 literally,
 ``|λ(i, t)| = #{ j : |y_j| > t and y_j[0..t] == y_i[0..t] }``.
 """
@@ -14,9 +14,9 @@ import pytest
 
 import prm_probe
 from prm_probe.core import trie
+from prm_probe.core._testing import brute_force_process_set_sizes, counting_process_set_sizes, random_group
 from prm_probe.core.trie import PackedGroups, ProcessSets, process_set_sizes, process_sets
 from prm_probe.errors import SchemaError
-from prm_probe.training._testing import brute_force_process_set_sizes, counting_process_set_sizes, random_group
 
 N_RANDOM = 10_000
 N_BATCHES = 4
@@ -336,3 +336,29 @@ def test_bad_offsets_raise(offsets, group_offsets):
     with pytest.raises(SchemaError):
         PackedGroups(np.array([1, 2, 3], dtype=np.int32), np.array(offsets, dtype=np.int64),
                      np.array(group_offsets, dtype=np.int64))
+
+
+def test_from_lists_takes_lists_tuples_and_arrays_and_refuses_ids_outside_int32():
+    import numpy as np
+
+    from prm_probe.core.trie import PackedGroups
+    from prm_probe.errors import SchemaError
+
+    a = PackedGroups.from_lists([[[1, 2], (1,), np.array([3, 4, 5])], [[]]])
+    assert a.tokens.tolist() == [1, 2, 1, 3, 4, 5] and a.offsets.tolist() == [0, 2, 3, 6, 6]
+    assert a.group_offsets.tolist() == [0, 3, 4]
+    with pytest.raises(SchemaError, match="token ids span"):
+        PackedGroups.from_lists([[[1, 2**31]]])
+    with pytest.raises(SchemaError, match="token ids span"):
+        PackedGroups.from_lists([[[-1, 2]]])
+
+
+def test_radix_trie_baseline_matches_the_brute_force():
+    import numpy as np
+
+    from prm_probe.core._testing import brute_force_process_set_sizes, radix_trie_process_set_sizes, random_group
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        group = [list(map(int, c)) for c in random_group(rng)]
+        assert radix_trie_process_set_sizes(group) == brute_force_process_set_sizes(group)

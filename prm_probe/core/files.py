@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +54,36 @@ def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The JSON objects of a JSONL file, one per non-empty line (a missing file has none)."""
+def read_jsonl_lines(path: str | os.PathLike, keep: Callable[[dict[str, Any]], bool] | None = None
+                     ) -> tuple[list[dict[str, Any]], list[int]]:
+    """The one JSONL reader: the JSON objects of a file, one per non-empty line, and the 1-based numbers of the
+    lines that are not JSON objects (e.g. a last line cut mid-write by a killed run) or that ``keep`` rejects.
+    A missing file has none.
+
+    Raises:
+        OSError: the file exists but cannot be read.
+    """
     path = Path(path)
     if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [], []
+    records, bad = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and (keep is None or keep(record)):
+            records.append(record)
+        else:
+            bad.append(number)
+    return records, bad
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file (unreadable lines skipped; a missing file has none)."""
+    return read_jsonl_lines(path)[0]
 
 
 def truncate_jsonl(path: str | os.PathLike, before_step: int) -> None:
@@ -67,6 +91,5 @@ def truncate_jsonl(path: str | os.PathLike, before_step: int) -> None:
     path = Path(path)
     if not path.exists():
         return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", -1) < before_step]
-    write_text_atomic(path, "".join(k + "\n" for k in keep))
+    keep = [r for r in read_jsonl(path) if isinstance(r.get("step"), int) and r["step"] < before_step]
+    write_text_atomic(path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in keep))

@@ -1,4 +1,13 @@
-"""Training-run folders: reading ``config.json`` / ``metrics.jsonl`` / ``validation.jsonl`` and their settings.
+"""Training-run folders, the one owner of their format: paths (:class:`RunFolder`), what counts as a run, and
+reading ``config.json`` / ``metrics.jsonl`` / ``validation.jsonl`` and their settings.
+
+Layout of a run folder::
+
+    config.json          the resolved config (``prm_probe.training.config``)
+    metrics.jsonl        one JSON object per optimiser step (``step`` first)
+    validation.jsonl     one object per validation
+    rollouts/step-000001.parquet ...   the rollout log, one part per step
+    checkpoints/step-000020/ ...       checkpoints (complete once ``state.json`` is in place)
 
 A run folder is what :func:`prm_probe.training.trainer.train` writes (and what
 :class:`~prm_probe.integrations.trl.record.RunRecordCallback` writes for TRL runs). :func:`load_run` reads one into a
@@ -20,15 +29,93 @@ from typing import Any
 
 import pandas as pd
 
+from prm_probe.core.files import read_jsonl_lines
 from prm_probe.errors import CheckpointError
 
-__all__ = ["MATCHED_SETTINGS", "Labels", "Run", "algorithm_label", "config_differences", "load_run"]
+__all__ = ["MATCHED_SETTINGS", "Labels", "Run", "RunFolder", "algorithm_label", "checkpoint_dirs",
+           "config_differences", "is_run_dir", "latest_checkpoint", "load_run", "part_name", "part_step"]
 
 log = logging.getLogger(__name__)
 
 MATCHED_SETTINGS = ("task.name", "task.options", "sampling.group_size", "sampling.prompts_per_step", "steps",
                     "model.name", "sampling.max_new_tokens")
 Labels = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def part_name(step: int) -> str:
+    """The file name of a step's rollout part (and, without the suffix, of its checkpoint folder)."""
+    return f"step-{step:06d}.parquet"
+
+
+def part_step(name: str) -> int | None:
+    """The step of a ``step-NNNNNN[.parquet]`` name, or None for any other name."""
+    stem = name.removesuffix(".parquet")
+    head, _, digits = stem.partition("-")
+    return int(digits) if head == "step" and digits.isdigit() else None
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The paths of one run folder (nothing is created until a writer writes)."""
+
+    path: Path
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        object.__setattr__(self, "path", Path(path))
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def validation(self) -> Path:
+        return self.path / "validation.jsonl"
+
+    @property
+    def rollouts(self) -> Path:
+        return self.path / "rollouts"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def part(self, step: int) -> Path:
+        """The rollout part of ``step``."""
+        return self.rollouts / part_name(step)
+
+    def checkpoint(self, step: int) -> Path:
+        """The checkpoint folder of ``step``."""
+        return self.checkpoints / part_name(step).removesuffix(".parquet")
+
+    def parts(self) -> list[Path]:
+        """The rollout parts written so far, by step."""
+        found = [p for p in self.rollouts.glob("step-*.parquet") if part_step(p.name) is not None]
+        return sorted(found, key=lambda p: part_step(p.name) or 0)
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """True when ``path`` looks like a prm_probe run folder (it has ``config.json``)."""
+    return RunFolder(path).config.is_file()
+
+
+def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (complete = renamed into place with its state.json)."""
+    root = RunFolder(run_dir).checkpoints
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and part_step(p.name) is not None
+             and (p / "state.json").is_file()]
+    return sorted(found, key=lambda p: part_step(p.name) or 0)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    dirs = checkpoint_dirs(run_dir)
+    return dirs[-1] if dirs else None
 
 
 def _setting(config: Mapping[str, Any], dotted: str) -> Any:
@@ -104,21 +191,11 @@ class Run:
 
 def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int]]:
     """Records of a JSONL file that are objects with an integer ``step``, and the numbers of the other lines."""
-    records, bad = [], []
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        records, bad = read_jsonl_lines(path, keep=lambda r: isinstance(r.get("step"), int))
     except OSError as exc:
         raise CheckpointError(f"'{path}' cannot be read ({exc.strerror}); expected a readable JSONL file; "
                               "check its permissions") from None
-    for number, line in filter(lambda item: item[1].strip(), enumerate(lines, 1)):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if isinstance(record, dict) and isinstance(record.get("step"), int):
-            records.append(record)
-        else:
-            bad.append(number)
     frame = pd.DataFrame.from_records(records)
     if len(frame):
         frame = frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
@@ -137,12 +214,13 @@ def load_run(path: str | os.PathLike, labels: Labels | None = None) -> Run:
         CheckpointError: the folder, ``config.json`` or ``metrics.jsonl`` is missing or unreadable, or
             ``metrics.jsonl`` holds no valid line.
     """
-    run_dir = Path(path)
+    folder = RunFolder(path)
+    run_dir = folder.path
     hint = "expected a folder written by `prm-probe train`"
     if not run_dir.is_dir():
         raise CheckpointError(f"run '{run_dir}' is not a folder; {hint}; check the path")
     try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        config = json.loads(folder.config.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"run '{run_dir}' has no config.json; {hint}; check the path") from None
     except (OSError, ValueError) as exc:
@@ -150,9 +228,9 @@ def load_run(path: str | os.PathLike, labels: Labels | None = None) -> Run:
                               f"{hint}; restore or remove the run") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"run '{run_dir}' has a config.json that is not an object; {hint}; restore it")
-    if not (run_dir / "metrics.jsonl").is_file():
+    if not folder.metrics.is_file():
         raise CheckpointError(f"run '{run_dir}' has no metrics.jsonl; {hint}; check the path or rerun it")
-    metrics, bad = _read_jsonl(run_dir / "metrics.jsonl")
+    metrics, bad = _read_jsonl(folder.metrics)
     if metrics.empty:
         raise CheckpointError(f"run '{run_dir}' has no valid line in metrics.jsonl; expected one JSON object per "
                               "step; rerun or resume it")
@@ -160,8 +238,8 @@ def load_run(path: str | os.PathLike, labels: Labels | None = None) -> Run:
         log.warning("run '%s': dropped %d unreadable line(s) of metrics.jsonl (line %s; truncated?); using %d",
                     run_dir, len(bad), ", ".join(map(str, bad[:5])), len(metrics))
     validation = pd.DataFrame({"step": pd.Series(dtype="int64")})
-    if (run_dir / "validation.jsonl").is_file():
-        validation, bad = _read_jsonl(run_dir / "validation.jsonl")
+    if folder.validation.is_file():
+        validation, bad = _read_jsonl(folder.validation)
         if bad:
             log.warning("run '%s': dropped %d unreadable line(s) of validation.jsonl", run_dir, len(bad))
     val_cols = [c for c in metrics.columns if c.startswith("val_")]

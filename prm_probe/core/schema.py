@@ -1,8 +1,8 @@
 """The rollout-log contract: column types, per-column documentation, and validation.
 
-A rollout log has one row per sampled completion (DESIGN.md §3). Parquet is canonical; JSONL with the
-same column names is accepted on input. Run-level facts (tokenizer, EOS/pad ids, config, versions) live
-in the file's key-value metadata under the keys of :data:`METADATA_KEYS`.
+A rollout log has one row per sampled completion (the columns are listed by ``prm-probe schema``). Parquet
+is canonical; JSONL with the same column names is accepted on input. Run-level facts (tokenizer, EOS/pad
+ids, config, versions) live in the file's key-value metadata under the keys of :data:`METADATA_KEYS`.
 
 This module checks tables; it does not read files (``rollouts``) or compute anything (``trie``, ``stats``).
 """

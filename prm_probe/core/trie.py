@@ -80,13 +80,17 @@ class PackedGroups:
             >>> p.tokens.tolist(), p.offsets.tolist(), p.group_offsets.tolist()
             ([1, 2, 1, 3], [0, 2, 3, 4], [0, 2, 3])
         """
-        lengths = [len(c) for g in groups for c in g]
-        flat = [int(tok) for g in groups for c in g for tok in c]
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        # One numpy conversion per completion (lists, tuples or arrays), no per-token Python loop.
+        arrays = [np.asarray(c, dtype=np.int64).reshape(-1) for g in groups for c in g]
+        offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+        np.cumsum([len(a) for a in arrays], out=offsets[1:])
         goff = np.zeros(len(groups) + 1, dtype=np.int64)
         np.cumsum([len(g) for g in groups], out=goff[1:])
-        return cls(np.asarray(flat, dtype=np.int64).astype(np.int32), offsets, goff)
+        flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+        if flat.size and (flat.min() < 0 or flat.max() > np.iinfo(np.int32).max):
+            raise SchemaError(f"token ids span {flat.min()}..{flat.max()}; expected ids in "
+                              f"0..{np.iinfo(np.int32).max}; pass the tokenizer's ids")
+        return cls(flat.astype(np.int32), offsets, goff)
 
     @classmethod
     def from_padded(cls, ids: NDArray[np.integer], lengths: NDArray[np.integer], group_size: int) -> PackedGroups:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prm_probe.core.files import write_text_atomic
+from prm_probe.core.files import read_jsonl, write_text_atomic
+from prm_probe.core.runs import RunFolder, is_run_dir
 from prm_probe.experiments.sweeps import (
     CELLS,
     FIGURE_CELL,
@@ -332,7 +333,6 @@ def overlap_experiment(out: str | os.PathLike, figures: str | os.PathLike | None
     setting (SCIENCE.md §7.2: DeepSeek-R1-Distill-Qwen-1.5B on OpenRS, ~1,675 and ~275 steps) is, on a GPU,
     ``--model DIR --task jsonl:openrs.jsonl --steps 1675`` (and ``--set`` for its sampling settings).
     """
-    import json
 
     import pandas as pd
 
@@ -346,9 +346,7 @@ def overlap_experiment(out: str | os.PathLike, figures: str | os.PathLike | None
     run_specs(specs, out, workers=workers, progress=progress)
     rows = []
     for s in specs:
-        for line in (out / "runs" / s.name / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                rows.append({**s.labels, **json.loads(line)})
+        rows += [{**s.labels, **rec} for rec in read_jsonl(RunFolder(out / "runs" / s.name).metrics)]
     frame = pd.DataFrame(rows)
     keep = [c for c in ("group_size", "step", "reward_mean", "val_reward_mean", "val_accuracy", "path_depth_mean",
                         "path_depth_median", "intermediate_proportion_mean", "intermediate_proportion_median",
@@ -427,7 +425,7 @@ def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike
             written.update(toy_tree_summary(p, figs))
         elif (p / "overlap_dynamics.csv").is_file():
             written.update(_overlap_figure(pd.read_csv(p / "overlap_dynamics.csv"), figs))
-        elif (p / "config.json").is_file():
+        elif is_run_dir(p):
             runs.append(str(p))
         else:
             written.update(log_figures(p, figs, tokenizer=tokenizer))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from prm_probe.core.files import read_jsonl
+from prm_probe.core.runs import RunFolder
 from prm_probe.errors import ConfigError
 
 __all__ = [
@@ -147,7 +148,9 @@ def overlap_specs(*, group_sizes: Sequence[int] = (4, 12), steps: int = 60, task
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
-    return len(read_jsonl(run_dir / "metrics.jsonl")) >= steps and (run_dir / "checkpoints").is_dir()
+    """A run is finished when its metrics reach ``steps`` (checkpoints are not needed: the tables read the metrics,
+    so a sweep restored from committed ``config.json`` + ``metrics.jsonl`` files continues where it stopped)."""
+    return len(read_jsonl(RunFolder(run_dir).metrics)) >= steps
 
 
 def _run_one(run_dir: str, config: dict[str, Any]) -> str:
@@ -216,7 +219,7 @@ def target_curves(specs: Sequence[RunSpec], out: str | os.PathLike):
 
     rows = []
     for s in specs:
-        for rec in read_jsonl(Path(out) / "runs" / s.name / "metrics.jsonl"):
+        for rec in read_jsonl(RunFolder(Path(out) / "runs" / s.name).metrics):
             rows.append({**s.labels, "run": s.name, "step": rec["step"],
                          "target_frequency": rec.get("reward_target_mean", float("nan")),
                          "target_probability": rec.get("target_probability", float("nan")),

@@ -16,10 +16,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from prm_probe.core.runs import RunFolder, checkpoint_dirs, is_run_dir, latest_checkpoint
 from prm_probe.errors import CheckpointError
 
 __all__ = [
-    "RUN_FILES",
     "checkpoint_dirs",
     "is_run_dir",
     "latest_checkpoint",
@@ -28,37 +28,16 @@ __all__ = [
     "save_checkpoint",
 ]
 
-RUN_FILES = ("config.json", "metrics.jsonl", "rollouts")
-
-
-def is_run_dir(path: str | os.PathLike) -> bool:
-    """True when ``path`` looks like a prm_probe run folder (it has ``config.json``)."""
-    return (Path(path) / "config.json").is_file()
-
-
-def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (complete = renamed into place with its state.json)."""
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / "state.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    dirs = checkpoint_dirs(run_dir)
-    return dirs[-1] if dirs else None
-
 
 def save_checkpoint(run_dir: str | os.PathLike, step: int, model, tokenizer, optimizer, scheduler,
                     state: dict[str, Any]) -> Path:
     """Write ``checkpoints/step-{step:06d}/`` atomically and return its path."""
     import torch
 
-    root = Path(run_dir) / "checkpoints"
+    final = RunFolder(run_dir).checkpoint(step)
+    root = final.parent
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:06d}"
-    tmp = root / f".step-{step:06d}.tmp-{os.getpid()}"
+    tmp = root / f".{final.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     try:

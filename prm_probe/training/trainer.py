@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prm_probe.core.files import append_jsonl, truncate_jsonl
+from prm_probe.core.runs import RunFolder, part_step
 from prm_probe.errors import CheckpointError
 from prm_probe.training.config import TrainConfig, config_from_dict, save_config_json
 
@@ -375,7 +376,7 @@ def _one_step(run: _Run, step: int) -> dict[str, Any]:
     every = cfg.schedule.rollouts_every
     if every and (step % every == 0 or step + 1 == cfg.steps):
         table = batch_table(batch, run_id=cfg.run_id, step=step, advantages=advantages)
-        write_rollouts(table, run.out / "rollouts" / f"step-{step:06d}.parquet", metadata=_log_metadata(run))
+        write_rollouts(table, RunFolder(run.out).part(step), metadata=_log_metadata(run))
     times["write"] = now() - t2
     groups = batch.reward.reshape(-1, s.group_size)
     record = {
@@ -464,12 +465,13 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     )
 
     out = Path(out)
+    folder = RunFolder(out)
     start, start_model = 0, None
     if resume:
         if not is_run_dir(out):
             raise CheckpointError(f"'{out}' is not a run folder (no config.json); expected a folder written by "
                                   "`prm-probe train`; check the path or start a new run with --out")
-        saved = config_from_dict(json.loads((out / "config.json").read_text(encoding="utf-8")))
+        saved = config_from_dict(json.loads(folder.config.read_text(encoding="utf-8")))
         config = config_from_dict({**json.loads(save_config_json(saved)), "steps": config.steps})
         ckpt = latest_checkpoint(out)
         if ckpt is not None:
@@ -482,15 +484,15 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
             config = config_from_dict({**json.loads(save_config_json(config)), "run_id": out.name})
     run = _Run(config, out, start_model)  # bad settings fail here, before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    (out / "rollouts").mkdir(exist_ok=True)
+    folder.rollouts.mkdir(exist_ok=True)
     if start_model is not None:
         state = load_training_state(Path(start_model).parent, run.optimizer, run.scheduler)
         start = int(state["step"])
-    write_text_atomic(out / "config.json", save_config_json(config))
-    truncate_jsonl(out / "metrics.jsonl", start)
-    truncate_jsonl(out / "validation.jsonl", start)
-    for part in (out / "rollouts").glob("step-*.parquet"):
-        if int(part.stem.split("-")[1]) >= start:
+    write_text_atomic(folder.config, save_config_json(config))
+    truncate_jsonl(folder.metrics, start)
+    truncate_jsonl(folder.validation, start)
+    for part in folder.parts():
+        if (part_step(part.name) or 0) >= start:
             part.unlink()
     sch = config.schedule
     steps = range(start, config.steps)
@@ -505,9 +507,9 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         if (sch.val_every and (step + 1) % sch.val_every == 0) or last:
             val = _validate(run, step)
             if val:
-                append_jsonl(out / "validation.jsonl", val)
+                append_jsonl(folder.validation, val)
                 record.update({k: v for k, v in val.items() if k != "step"})
-        append_jsonl(out / "metrics.jsonl", record)
+        append_jsonl(folder.metrics, record)
         if (sch.save_every and (step + 1) % sch.save_every == 0) or last:
             save_checkpoint(out, step + 1, run.model, run.tokenizer, run.optimizer, run.scheduler,
                             {"data_position": (step + 1) * config.sampling.prompts_per_step, "seed": config.seed,

@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     python tests/data/regen_golden.py
 
-Every expected value below is typed in by hand from /work/shared/docs/SCIENCE.md (the section is cited next
+Every expected value below is typed in by hand from docs/science.md (the section is cited next
 to it). Nothing here imports or calls prm_probe: computing the expectations with the library under test
 would make the golden tests circular. The only arithmetic done here is bookkeeping on the transcribed
 constants: process-set sizes c = 1/s from the listed weights s, tokens from letters (one token per letter,

@@ -25,6 +25,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from prm_probe.core.files import append_jsonl, truncate_jsonl, write_text_atomic
+from prm_probe.core.runs import RunFolder
 
 __all__ = ["TRL_SETTINGS", "RunRecordCallback", "metric_name", "trl_settings"]
 
@@ -110,9 +111,9 @@ class RunRecordCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         out = Path(args.output_dir)
-        write_text_atomic(out / "config.json", json.dumps(self.config(args, model), indent=2, default=str) + "\n")
-        for name in ("metrics.jsonl", "validation.jsonl"):
-            truncate_jsonl(out / name, state.global_step + 1)
+        write_text_atomic(RunFolder(out).config, json.dumps(self.config(args, model), indent=2, default=str) + "\n")
+        for path in (RunFolder(out).metrics, RunFolder(out).validation):
+            truncate_jsonl(path, state.global_step + 1)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                **kwargs: Any) -> None:
@@ -123,7 +124,7 @@ class RunRecordCallback(TrainerCallback):
         evals = {k.removeprefix("eval_"): v for k, v in values.items() if k.startswith("eval_")}
         if evals:
             record = {"val_" + metric_name(k): v for k, v in evals.items()}
-            append_jsonl(out / "validation.jsonl", {"step": int(state.global_step), **record})
+            append_jsonl(RunFolder(out).validation, {"step": int(state.global_step), **record})
         train = {metric_name(k): v for k, v in values.items() if not k.startswith("eval_")}
         if train:
-            append_jsonl(out / "metrics.jsonl", {"step": int(state.global_step), **train})
+            append_jsonl(RunFolder(out).metrics, {"step": int(state.global_step), **train})

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from prm_probe.core.runs import part_name
 from prm_probe.errors import ConfigError, PrmProbeError
 
 __all__ = ["GatheredBatch", "OverlapTelemetry", "attach_overlap_telemetry", "completion_lengths"]
@@ -226,7 +227,7 @@ class OverlapTelemetry:
                 "eos_token_id": str(tok.eos_token_id), "pad_token_id": str(_pad_id(trainer)),
                 "model": str(getattr(getattr(trainer.model, "config", None), "_name_or_path", "")),
                 "config": json.dumps({"trainer": type(trainer).__name__, **settings}, default=str)}
-        path = self.rollout_log_dir / f"step-{step:06d}.parquet"
+        path = self.rollout_log_dir / part_name(step)
         return write_rollouts(pa.table(cols), path, metadata=meta)
 
 

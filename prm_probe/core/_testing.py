@@ -65,6 +65,39 @@ def dict_trie_process_set_sizes(completions: Sequence[Sequence[int]]) -> list[li
     return out
 
 
+def radix_trie_process_set_sizes(completions: Sequence[Sequence[int]]) -> list[list[int]]:
+    """|λ(i, t)| by a compact pure-Python radix trie: scan forward while every member of a node agrees, then split
+    the members by their next token. The per-group baseline of ``benchmarks/bench_engine.py``."""
+    out = [[0] * len(c) for c in completions]
+    stack = [(list(range(len(completions))), 0)]
+    while stack:
+        members, t = stack.pop()
+        while True:
+            alive = [i for i in members if len(completions[i]) > t]
+            if not alive:
+                break
+            first = completions[alive[0]][t]
+            if all(completions[i][t] == first for i in alive):  # one edge: extend it
+                n = len(alive)
+                for i in alive:
+                    out[i][t] = n
+                members, t = alive, t + 1
+                continue
+            buckets: dict[int, list[int]] = {}
+            for i in alive:
+                buckets.setdefault(completions[i][t], []).append(i)
+            for bucket in buckets.values():
+                for i in bucket:
+                    out[i][t] = len(bucket)
+                if len(bucket) == 1:  # a leaf: the rest of the completion is its own
+                    i = bucket[0]
+                    out[i][t + 1:] = [1] * (len(completions[i]) - t - 1)
+                else:
+                    stack.append((bucket, t + 1))
+            break
+    return out
+
+
 def random_group(rng: np.random.Generator, g_max: int = 64, l_max: int = 40, vocab: tuple[int, int] = (2, 4)):
     """A random group with frequent shared prefixes, duplicates and strict prefixes.
 

@@ -1,12 +1,12 @@
 """The λ-GRPO loss inside TRL's ``GRPOTrainer``: each token's whole loss times ``1/|λ(i, t)|``.
 
-TRL adds ``β·KL`` to the per-token loss right before aggregating it, inside one private method, so no
-hook sits between the two (TRL 1.16, ``GRPOTrainer._compute_loss``). Folding the weight into (B, T)
-advantages would scale the surrogate but leave the KL unscaled, which is not λ-GRPO when β > 0
-(SCIENCE.md §5.1–5.2). This module therefore rebuilds the per-token objective of the loss types it supports
-from the same inputs, helpers and settings TRL uses, multiplies it by the weight **after** the KL term and
-**before** aggregation, and then aggregates exactly as TRL does for the configured ``loss_type``. With all weights 1 it equals TRL's own
-loss, metrics and gradients; ``tests/test_trl.py`` checks that for every supported loss type, so a TRL
+TRL adds ``β·KL`` to the per-token loss right before aggregating it, inside one private method, so no hook
+sits between the two (TRL 1.16, ``GRPOTrainer._compute_loss``). Folding the weight into (B, T) advantages
+would scale the surrogate but leave the KL unscaled, which is not λ-GRPO when β > 0 (SCIENCE.md §5.1–5.2).
+This module therefore rebuilds the per-token objective of the loss types it supports from the same inputs,
+helpers and settings TRL uses, multiplies it by the weight **after** the KL term and **before** aggregation,
+and then aggregates exactly as TRL does for the configured ``loss_type``. With all weights 1 it equals TRL's
+own loss, metrics and gradients; ``tests/test_trl.py`` checks that for every supported loss type, so a TRL
 release that changes its objective fails the tests instead of drifting silently.
 
 Supported: ``loss_type`` grpo, bnpo, dr_grpo, dapo, cispo, sapo; token- or sequence-level importance

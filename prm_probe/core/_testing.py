@@ -66,8 +66,9 @@ def dict_trie_process_set_sizes(completions: Sequence[Sequence[int]]) -> list[li
 
 
 def radix_trie_process_set_sizes(completions: Sequence[Sequence[int]]) -> list[list[int]]:
-    """|λ(i, t)| by a compact pure-Python radix trie: scan forward while every member of a node agrees, then split
-    the members by their next token. The per-group baseline of ``benchmarks/bench_engine.py``."""
+    """|λ(i, t)| by a compact pure-Python radix trie, literally: from the root, scan forward while every member of
+    a node agrees on the next token, then split the members by it (a node of one member is scanned to its end
+    like any other). The per-group baseline of ``benchmarks/bench_engine.py``."""
     out = [[0] * len(c) for c in completions]
     stack = [(list(range(len(completions))), 0)]
     while stack:
@@ -77,10 +78,9 @@ def radix_trie_process_set_sizes(completions: Sequence[Sequence[int]]) -> list[l
             if not alive:
                 break
             first = completions[alive[0]][t]
-            if all(completions[i][t] == first for i in alive):  # one edge: extend it
-                n = len(alive)
+            if all(completions[i][t] == first for i in alive):  # one edge: scan on
                 for i in alive:
-                    out[i][t] = n
+                    out[i][t] = len(alive)
                 members, t = alive, t + 1
                 continue
             buckets: dict[int, list[int]] = {}
@@ -89,11 +89,7 @@ def radix_trie_process_set_sizes(completions: Sequence[Sequence[int]]) -> list[l
             for bucket in buckets.values():
                 for i in bucket:
                     out[i][t] = len(bucket)
-                if len(bucket) == 1:  # a leaf: the rest of the completion is its own
-                    i = bucket[0]
-                    out[i][t + 1:] = [1] * (len(completions[i]) - t - 1)
-                else:
-                    stack.append((bucket, t + 1))
+                stack.append((bucket, t + 1))
             break
     return out
 

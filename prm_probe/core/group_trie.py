@@ -13,6 +13,7 @@ import numpy as np
 
 from prm_probe.core.prm import node_values, outcome_advantages
 from prm_probe.core.trie import PackedGroups, ProcessSets, process_sets
+from prm_probe.errors import ConfigError, SchemaError
 
 __all__ = ["GroupTrie"]
 
@@ -97,7 +98,6 @@ class GroupTrie:
         import pyarrow.compute as pc
 
         from prm_probe.core.rollouts import pack_groups, read_rollouts
-        from prm_probe.errors import ConfigError
 
         table = read_rollouts(log)
         mask = pc.and_(pc.equal(table.column("step"), step), pc.equal(table.column("group"), group))
@@ -214,13 +214,15 @@ class GroupTrie:
         from prm_probe.core.prm import identity_check
 
         if self.rewards is None:
-            raise ValueError("this GroupTrie has no rewards; build it with rewards=...")
+            raise SchemaError("this GroupTrie has no rewards; expected a group with rewards; build it with "
+                              "rewards=... or from a log")
         return identity_check(self._single(), self.rewards)
 
     def outcome_advantages(self) -> np.ndarray:
         """(G,) outcome advantages of the group's samples (NaN for G = 1); needs rewards."""
         if self.rewards is None:
-            raise ValueError("this GroupTrie has no rewards; build it with rewards=...")
+            raise SchemaError("this GroupTrie has no rewards; expected a group with rewards; build it with "
+                              "rewards=... or from a log")
         return outcome_advantages(self.rewards)
 
     def render(self, decode: Callable[[list[int]], str] | None = None, max_chars: int = 60) -> str:

@@ -81,7 +81,8 @@ class PackedGroups:
             ([1, 2, 1, 3], [0, 2, 3, 4], [0, 2, 3])
         """
         # One numpy conversion per completion (lists, tuples or arrays), no per-token Python loop.
-        arrays = [np.asarray(c, dtype=np.int64).reshape(-1) for g in groups for c in g]
+        arrays = [np.asarray(c, dtype=np.int64).reshape(-1) if isinstance(c, np.ndarray)
+                  else np.fromiter(c, dtype=np.int64, count=len(c)) for g in groups for c in g]
         offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
         np.cumsum([len(a) for a in arrays], out=offsets[1:])
         goff = np.zeros(len(groups) + 1, dtype=np.int64)

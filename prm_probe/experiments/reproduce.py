@@ -37,6 +37,7 @@ __all__ = ["BUNDLED_LOG", "TOY_PLANS", "ToyPlan", "demo", "log_figures", "make_f
 logger = logging.getLogger(__name__)
 
 #: The real SmolLM2 log shipped in the repository (present in a clone or an editable install).
+#: The bundled real log (SmolLM2-135M-Instruct on one-operation addition), shipped inside the package.
 BUNDLED_LOG = Path(__file__).resolve().parents[1] / "data" / "sample_rollouts.parquet"
 
 #: The learning rate of the overlap-dynamics stand-in (Adam), the tiny-gpt2 calibration's pick.

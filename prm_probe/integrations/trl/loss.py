@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from prm_probe.errors import ConfigError
+
 __all__ = ["SUPPORTED_LOSS_TYPES", "aggregate_like_trl", "lambda_grpo_loss", "per_token_objective",
            "unsupported_settings"]
 
@@ -81,7 +83,7 @@ def per_token_objective(trainer: Any, model: Any, inputs: dict[str, Any],
     if trainer.importance_sampling_level == "sequence":
         log_ratio = (log_ratio * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)  # (B, 1)
     elif trainer.importance_sampling_level != "token":
-        raise ValueError(f"importance_sampling_level {trainer.importance_sampling_level!r} is unknown; "
+        raise ConfigError(f"importance_sampling_level {trainer.importance_sampling_level!r} is unknown; "
                          "expected 'token' or 'sequence'")
     ratio = torch.exp(log_ratio)
 
@@ -103,7 +105,7 @@ def per_token_objective(trainer: Any, model: Any, inputs: dict[str, Any],
             ratio = torch.clamp(ratio, max=trainer.args.delta)
         loss = -torch.min(ratio * adv, clipped * adv)
     else:
-        raise ValueError(f"loss_type {trainer.loss_type!r} is not supported by the λ-GRPO loss; "
+        raise ConfigError(f"loss_type {trainer.loss_type!r} is not supported by the λ-GRPO loss; "
                          f"expected one of {', '.join(SUPPORTED_LOSS_TYPES)}")
 
     if trainer.off_policy_mask_threshold is not None:
@@ -144,7 +146,7 @@ def aggregate_like_trl(trainer: Any, loss: torch.Tensor, mask: torch.Tensor, inp
         if train:
             normaliser = normaliser * accumulation / trainer.args.steps_per_generation
         return masked.sum() / normaliser
-    raise ValueError(f"loss_type {kind!r} is not supported by the λ-GRPO loss; "
+    raise ConfigError(f"loss_type {kind!r} is not supported by the λ-GRPO loss; "
                      f"expected one of {', '.join(SUPPORTED_LOSS_TYPES)}")
 
 

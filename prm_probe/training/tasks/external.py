@@ -15,6 +15,11 @@ from prm_probe.training.tasks.base import _INSTALL, BOXED_INSTRUCTION, Problem, 
 
 logger = logging.getLogger(__name__)
 
+#: What a third-party scorer may raise on a garbage answer (counted as wrong); anything else propagates.
+SCORER_FAILURES: tuple[type[BaseException], ...] = (ValueError, TypeError, ArithmeticError, AttributeError,
+                                                    IndexError, KeyError, RecursionError, TimeoutError,
+                                                    SyntaxError, MemoryError)
+
 
 class ReasoningGym(Task):
     """A ``reasoning-gym`` dataset (``reasoning-gym:<name>``); its scorer thresholded to a binary reward.
@@ -51,10 +56,14 @@ class ReasoningGym(Task):
 
     def score(self, problem: Problem, completion: str, completion_ids: list[int]) -> Score:
         boxed = last_boxed(completion)
+        entry = self._entries.get(problem.id)
+        if entry is None:
+            raise ConfigError(f"problem {problem.id!r} is not one of task {self.name}'s problems; expected a problem "
+                              "from this task's problems(); score problems of the task that made them")
         try:
-            raw = self._dataset.score_answer(answer=boxed, entry=self._entries[problem.id]) if boxed else 0.0
+            raw = self._dataset.score_answer(answer=boxed, entry=entry) if boxed else 0.0
             correct = float(raw == 1.0)
-        except Exception:  # a scorer failing on garbage is a wrong answer, not a crash
+        except SCORER_FAILURES:  # a scorer failing on a garbage answer is a wrong answer, not a crash
             correct = 0.0
         return Score(correct, {"correct": correct, "format": float(boxed is not None)})
 
@@ -120,7 +129,7 @@ class JsonlTask(Task):
             wrapped = answer if "\\boxed" in answer or "$" in answer else f"\\boxed{{{answer}}}"
             try:
                 self._gold[answer] = list(parse(wrapped, **_mv_timeout("parsing_timeout")))
-            except Exception as exc:
+            except SCORER_FAILURES as exc:
                 logger.warning("math-verify failed on gold answer %r (%s); scoring 0", answer, exc)
                 return None
             if not self._gold[answer]:
@@ -144,6 +153,6 @@ class JsonlTask(Task):
 
                 pred = parse(f"\\boxed{{{boxed}}}", **_mv_timeout("parsing_timeout"))
                 correct = float(bool(verify(gold, pred, **_mv_timeout("timeout_seconds"))))
-            except Exception:  # math-verify failing on garbage is a wrong answer
+            except SCORER_FAILURES:  # math-verify failing on a garbage answer is a wrong answer
                 correct = 0.0
         return Score(correct, {"correct": correct, "format": fmt, "gold_unparsed": 0.0})

@@ -454,6 +454,10 @@ def test_reasoning_gym_wiring_with_a_fake_module(monkeypatch) -> None:
     assert task.score(val[1], boxed("5"), []).reward == 0.0  # 0.05 partial credit -> 0
     assert task.score(val[1], "4", []).components == {"correct": 0.0, "format": 0.0}
     assert task.score(val[1], boxed("crash"), []).reward == 0.0
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="is not one of task"):  # a foreign problem is refused, not a silent 0
+        task.score(replace(val[1], id="someone-else:7"), boxed("4"), [])
     with pytest.raises(UnknownNameError, match="did you mean 'gsm_symbolic'"):
         get_task("reasoning-gym:gsm_symbolc")
 

@@ -142,9 +142,7 @@ def synthetic_rollouts(steps: int = 3, groups: int = 4, group_size: int = 8, len
 
     Rewards are binary and drawn at random; overlap grows with the step (a stand-in for convergence).
     """
-    import pyarrow as pa
-
-    from prm_probe.core.schema import ROLLOUT_SCHEMA
+    from prm_probe.core.rollouts import rollout_table
 
     rng = np.random.default_rng(seed)
     cols: dict[str, list] = {name: [] for name in ("run_id", "step", "group", "sample", "prompt_id",
@@ -160,5 +158,4 @@ def synthetic_rollouts(steps: int = 3, groups: int = 4, group_size: int = 8, len
                 cols["prompt_id"].append(f"p{step}-{grp}")
                 cols["completion_ids"].append(seq)
                 cols["reward"].append(float(rng.random() < 0.5))
-    fields = [ROLLOUT_SCHEMA.field(name) for name in cols]
-    return pa.table({k: pa.array(v, type=f.type) for (k, v), f in zip(cols.items(), fields, strict=True)})
+    return rollout_table(cols)

@@ -23,6 +23,7 @@ from prm_probe.errors import SchemaError
 
 __all__ = [
     "ADVANTAGE_EPS",
+    "group_moments",
     "identity_check",
     "implied_prm",
     "implied_prm_frame",
@@ -36,8 +37,9 @@ ADVANTAGE_EPS = 1e-4
 Scale = Literal["group", "none"]
 
 
-def _group_moments(reward: NDArray[np.float64], group_offsets: NDArray[np.int64]):
-    """(g,) group means and unbiased stds (NaN std for groups of size 1).
+def group_moments(reward: NDArray[np.float64], group_offsets: NDArray[np.int64]):
+    """(g,) group means and unbiased stds (NaN std for groups of size 1), and the (N,) group id of each reward;
+    the one implementation of the group moments (statistics and advantages use it).
 
     When all rewards of a group are equal, the mean is that value exactly and the std exactly 0, so every
     advantage is exactly 0 (a float sum divided by G can be one rounding step off the common value).
@@ -77,7 +79,7 @@ def outcome_advantages(reward: Sequence[float] | NDArray[np.float64], group_offs
     """
     r = np.asarray(reward, dtype=np.float64)
     goff = np.array([0, len(r)], dtype=np.int64) if group_offsets is None else np.asarray(group_offsets)
-    mean, std, gid = _group_moments(r, goff)
+    mean, std, gid = group_moments(r, goff)
     adv = r - mean[gid]
     if scale == "group":
         adv = adv / (std[gid] + eps)
@@ -100,7 +102,7 @@ def node_values(ps: ProcessSets, reward: NDArray[np.float64], scale: Scale = "gr
         raise SchemaError(f"got {r.shape[0] if r.ndim else 0} rewards for {ps.packed.n_completions} completions; "
                           "expected one reward per completion; pass the rewards in packing order")
     goff = ps.packed.group_offsets
-    mean, std, _ = _group_moments(r, goff)
+    mean, std, _ = group_moments(r, goff)
     a = outcome_advantages(r, goff, scale, eps)
     comp = ps.seg_completion
     n_nodes = ps.n_nodes

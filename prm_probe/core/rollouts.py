@@ -13,14 +13,16 @@ This module does not compute statistics (``stats``) or define the columns (``sch
 
 from __future__ import annotations
 
+import functools
 import glob as globlib
 import itertools
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,19 +30,22 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from prm_probe.core.files import atomic_path
-from prm_probe.core.schema import SCHEMA_VERSION, conform
+from prm_probe.core.schema import ROLLOUT_SCHEMA, SCHEMA_VERSION, conform
 from prm_probe.core.trie import PackedGroups
 from prm_probe.errors import LogReadError, SchemaError
 
 __all__ = [
     "GroupedRollouts",
     "LogSource",
+    "RolloutWriter",
     "iter_steps",
+    "log_metadata",
     "pack_groups",
     "prefetch",
     "read_metadata",
     "read_rollouts",
     "resolve_log",
+    "rollout_table",
     "write_rollouts",
 ]
 
@@ -328,56 +333,168 @@ def _split_steps(table: pa.Table) -> Iterator[pa.Table]:
         yield table.slice(int(a), int(b - a))
 
 
+def rollout_table(columns: Mapping[str, Any], *, num_rows: int | None = None) -> pa.Table:
+    """The one builder of rollout tables: every producer (trainer, sampler, importers, TRL telemetry, synthetic
+    data) passes its columns here.
+
+    Args:
+        columns: column name → values (a sequence, numpy array or pyarrow array; a scalar is repeated over
+            the rows). Known columns get their schema type (``prm-probe schema``), in the schema's order;
+            ``reward_<name>`` components become float64; other extra columns keep pyarrow's inferred type.
+        num_rows: the row count, needed only when every column is a scalar.
+
+    Raises:
+        SchemaError: a required column is missing, columns differ in length, or a value does not fit its type.
+    """
+    sized = [len(v) for v in columns.values() if not _is_scalar(v)]
+    n = num_rows if num_rows is not None else (sized[0] if sized else 0)
+    if any(k != n for k in sized):
+        lengths = {name: len(v) for name, v in columns.items() if not _is_scalar(v)}
+        raise SchemaError(f"rollout columns have different lengths {lengths}; expected {n} values in each; "
+                          "build every column from the same rows")
+    known = [name for name in ROLLOUT_SCHEMA.names if name in columns]
+    extra = [name for name in columns if name not in ROLLOUT_SCHEMA.names]
+    arrays = {}
+    for name in known + extra:
+        value = columns[name]
+        typ = (ROLLOUT_SCHEMA.field(name).type if name in ROLLOUT_SCHEMA.names
+               else pa.float64() if name.startswith("reward_") else None)
+        if _is_scalar(value):
+            value = [value] * n
+        elif isinstance(value, np.ndarray) and value.ndim == 1 and typ is not None and pa.types.is_list(typ):
+            value = list(value)
+        if isinstance(value, (pa.Array, pa.ChunkedArray)):
+            arrays[name] = value if typ is None or value.type == typ else value.cast(typ)
+            continue
+        try:
+            arrays[name] = pa.array(value, type=typ)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+            raise SchemaError(f"column {name!r} cannot be built as {typ} ({str(exc).splitlines()[0]}); expected "
+                              "values of that type; fix the producer") from None
+    return conform(pa.table(arrays))
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, bytes, int, float, np.generic)) or value is None
+
+
+@functools.lru_cache(maxsize=1)
+def _git_hash() -> str:
+    """The commit of the checkout prm_probe runs from, or '' outside a git checkout (a wheel install)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return ""
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def log_metadata(*, token_source: str, model: str = "", tokenizer: str = "", eos_token_id: Any = None,
+                 pad_token_id: Any = None, config: Any = None, **extra: Any) -> dict[str, str]:
+    """The file-level metadata of a rollout log, built in one place for every producer (the keys are listed
+    by ``prm-probe schema``); ``schema_version``, ``prm_probe.version`` and ``git_hash`` are added here.
+
+    Args:
+        token_source: ``sampled`` (ids as the sampler produced them) or ``retokenized`` (ids re-made from text).
+        config: a JSON string or a JSON-able object (dumped with ``default=str``).
+        **extra: further keys (values dumped to JSON unless strings).
+    """
+    from prm_probe import __version__
+
+    meta = {"prm_probe.schema_version": str(SCHEMA_VERSION), "prm_probe.version": __version__,
+            "prm_probe.token_source": token_source, "model": str(model), "tokenizer": str(tokenizer or model)}
+    if eos_token_id is not None:
+        meta["eos_token_id"] = str(eos_token_id)
+    if pad_token_id is not None:
+        meta["pad_token_id"] = str(pad_token_id)
+    if config is not None:
+        meta["config"] = config if isinstance(config, str) else json.dumps(config, default=str)
+    commit = _git_hash()
+    if commit:
+        meta["git_hash"] = commit
+    for key, value in extra.items():
+        meta[key] = value if isinstance(value, str) else json.dumps(value, default=str)
+    return meta
+
+
+def _schema_metadata(existing: Mapping[bytes, bytes] | None, metadata: Mapping[str, Any] | None) -> dict:
+    from prm_probe import __version__
+
+    meta = dict(existing or {})
+    meta.update({b"prm_probe.schema_version": str(SCHEMA_VERSION).encode(),
+                 b"prm_probe.version": __version__.encode()})
+    for k, v in (metadata or {}).items():
+        meta[k.encode()] = (v if isinstance(v, str) else json.dumps(v)).encode()
+    return meta
+
+
+class RolloutWriter:
+    """Write a rollout log as a stream of tables (row groups), atomically: the file appears, complete, when the
+    ``with`` block ends without an error, and never half-written. Every table is conformed first.
+
+    Example::
+
+        with RolloutWriter("log.parquet", metadata=log_metadata(token_source="sampled")) as writer:
+            for table in tables:
+                writer.write(table)
+    """
+
+    def __init__(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        self._metadata = metadata
+        self._writer: pq.ParquetWriter | None = None
+        self._atomic: Any = None
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> RolloutWriter:
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        table = conform(table)
+        table = table.replace_schema_metadata(_schema_metadata(table.schema.metadata, self._metadata))
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
+        self._writer.write_table(table)
+
+    def __exit__(self, *exc: Any) -> bool:
+        if self._writer is not None:
+            self._writer.close()
+        elif exc[0] is None:
+            raise SchemaError(f"no rows were written to '{self.path}'; expected at least one table; check the "
+                              "producer")
+        return bool(self._atomic.__exit__(*exc))
+
+
 def write_rollouts(table: pa.Table, path: str | os.PathLike, metadata: dict[str, str] | None = None,
                    row_group_size: int | None = None) -> Path:
     """Write a table as a Parquet rollout log, atomically, with prm_probe's metadata keys.
 
     The table is conformed first (types cast), so a written log always reads back valid types.
     """
-    from prm_probe import __version__
-
     table = conform(table)
-    meta = dict(table.schema.metadata or {})
-    meta.update({b"prm_probe.schema_version": str(SCHEMA_VERSION).encode(),
-                 b"prm_probe.version": __version__.encode()})
-    for k, v in (metadata or {}).items():
-        meta[k.encode()] = (v if isinstance(v, str) else json.dumps(v)).encode()
-    table = table.replace_schema_metadata(meta)
+    table = table.replace_schema_metadata(_schema_metadata(table.schema.metadata, metadata))
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
     return Path(path)
 
 
-def _first_rows(mask: np.ndarray, limit: int = 3) -> str:
-    idx = np.flatnonzero(mask)
-    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
-    return "row(s) " + ", ".join(str(int(i)) for i in idx[:limit]) + more
-
-
 def _check_values(table: pa.Table) -> None:
-    """Raise SchemaError for values the statistics cannot use: nulls, non-finite rewards, negative ids."""
-    from prm_probe.core.schema import REQUIRED_COLUMNS
+    """Raise SchemaError for values the statistics cannot use (nulls, non-finite rewards, negative ids): the
+    first of :func:`prm_probe.core.schema.value_problems`, in one line."""
+    from prm_probe.core.schema import value_problems
 
-    for name in REQUIRED_COLUMNS:
-        col = table.column(name)
-        if col.null_count:
-            raise SchemaError(f"column '{name}' has {col.null_count} missing value(s) at "
-                              f"{_first_rows(col.is_null().to_numpy(zero_copy_only=False))}; expected a value in "
-                              "every row; fill them in (`prm-probe validate LOG` lists every problem)")
-    reward = table.column("reward").to_numpy(zero_copy_only=False)
-    bad = ~np.isfinite(reward)
-    if bad.any():
-        raise SchemaError(f"column 'reward' holds {int(bad.sum())} NaN or infinite value(s) at {_first_rows(bad)} "
-                          f"(first: {reward[bad][0]}); expected finite rewards; score failed completions with 0.0")
-    ids = pc.list_flatten(table.column("completion_ids"))
-    low = pc.min(ids).as_py() if len(ids) else None
-    if low is not None and low < 0:
-        parents = pc.list_parent_indices(table.column("completion_ids")).to_numpy(zero_copy_only=False)
-        rows = np.zeros(table.num_rows, dtype=bool)
-        rows[parents[ids.to_numpy(zero_copy_only=False) < 0]] = True
-        raise SchemaError(f"column 'completion_ids' holds a negative token id ({low}) at {_first_rows(rows)}; "
-                          "expected ids >= 0; "
-                          "remove padding or ignore markers such as -100 before logging")
+    problems = value_problems(table)
+    if problems:
+        p = problems[0]
+        raise SchemaError(f"column '{p.column}' at {p.where}: {p.message}; expected valid values; {p.fix} "
+                          "(`prm-probe validate LOG` lists every problem)")
 
 
 def _check_samples(sample: np.ndarray, group_offsets: np.ndarray, runs: list, run_codes: np.ndarray,

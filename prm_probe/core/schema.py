@@ -184,18 +184,9 @@ def _rows(idx: np.ndarray, limit: int = 5) -> str:
     return f"row(s) {shown}{more}"
 
 
-def find_problems(table: pa.Table, row_offset: int = 0) -> list[Problem]:
-    """Check a conformed table's values and groups; return every problem found (empty when valid).
-
-    Checks: required values not null; ``reward`` finite; token ids non-negative; ``(run_id, step, group,
-    sample)`` unique and ``sample`` exactly 0..G-1 per group; ``prompt_id`` constant per group;
-    ``finish_reason`` in {stop, length}; ``logps`` as long as ``completion_ids``. Legal but unusual data
-    (groups of size 1, empty completions, all-equal rewards) is reported with severity ``note``.
-
-    Args:
-        table: a table that went through :func:`conform`.
-        row_offset: added to reported row numbers (when the table is one part of a larger log).
-    """
+def value_problems(table: pa.Table, row_offset: int = 0) -> list[Problem]:
+    """The value checks every reader needs (the one implementation; :func:`find_problems` and the readers use
+    it): required values not null, ``reward`` finite, token ids non-negative."""
     out: list[Problem] = []
     for name in REQUIRED_COLUMNS:
         nulls = table.column(name).null_count
@@ -210,8 +201,26 @@ def find_problems(table: pa.Table, row_offset: int = 0) -> list[Problem]:
                            "score every completion with a finite reward (0.0 for a failed parse)"))
     ids = pc.list_flatten(table.column("completion_ids"))
     if len(ids) and pc.min(ids).as_py() is not None and pc.min(ids).as_py() < 0:
-        out.append(Problem("completion_ids", "some rows", f"negative token id {pc.min(ids).as_py()}",
+        parents = pc.list_parent_indices(table.column("completion_ids")).to_numpy(zero_copy_only=False)
+        neg = np.unique(parents[ids.to_numpy(zero_copy_only=False) < 0]) + row_offset
+        out.append(Problem("completion_ids", _rows(neg), f"negative token id {pc.min(ids).as_py()}",
                            "remove padding/ignore markers such as -100 from completion_ids"))
+    return out
+
+
+def find_problems(table: pa.Table, row_offset: int = 0) -> list[Problem]:
+    """Check a conformed table's values and groups; return every problem found (empty when valid).
+
+    Checks: required values not null; ``reward`` finite; token ids non-negative; ``(run_id, step, group,
+    sample)`` unique and ``sample`` exactly 0..G-1 per group; ``prompt_id`` constant per group;
+    ``finish_reason`` in {stop, length}; ``logps`` as long as ``completion_ids``. Legal but unusual data
+    (groups of size 1, empty completions, all-equal rewards) is reported with severity ``note``.
+
+    Args:
+        table: a table that went through :func:`conform`.
+        row_offset: added to reported row numbers (when the table is one part of a larger log).
+    """
+    out = value_problems(table, row_offset)
     if "finish_reason" in table.column_names:
         fr = table.column("finish_reason")
         wrong = pc.and_(pc.invert(pc.is_in(fr, pa.array(FINISH_REASONS))), pc.is_valid(fr))

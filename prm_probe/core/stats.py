@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from prm_probe.core.prm import node_values
+from prm_probe.core.prm import group_moments, node_values
 from prm_probe.core.rollouts import LogSource, iter_steps, pack_groups, prefetch, resolve_log
 from prm_probe.core.trie import ProcessSets, process_sets
 
@@ -179,12 +179,7 @@ def _reward_stats(ps: ProcessSets, reward: NDArray[np.float64], partial: NDArray
     np.minimum.at(nmin, ps.seg_node, r_seg)
     node_partial = (ps.node_size > 1) & (ps.node_size < packed.group_sizes[ps.node_group])
     informative = np.bincount(ps.node_group, weights=node_partial & (nmax > nmin), minlength=n_groups) > 0
-    mean = np.bincount(gid, weights=reward, minlength=n_groups) / np.maximum(packed.group_sizes, 1)
-    rmax = np.full(n_groups, -np.inf)
-    rmin = np.full(n_groups, np.inf)
-    np.maximum.at(rmax, gid, reward)
-    np.minimum.at(rmin, gid, reward)
-    dev2 = np.bincount(gid, weights=(reward - mean[gid]) ** 2, minlength=n_groups)
+    mean, std, _ = group_moments(reward, packed.group_offsets)
     # PRM != ORM: tokens whose implied reward differs from their completion's own reward.
     differ = ~np.isclose(r_hat[ps.seg_node], r_seg, rtol=0, atol=1e-12)
     tokens = np.bincount(gid, weights=packed.lengths, minlength=n_groups)
@@ -197,8 +192,8 @@ def _reward_stats(ps: ProcessSets, reward: NDArray[np.float64], partial: NDArray
         return {
             "informative_branching": informative,
             "reward_mean": mean,
-            "reward_std": np.sqrt(dev2 / (packed.group_sizes - 1)),
-            "zero_variance": rmax == rmin,
+            "reward_std": std,
+            "zero_variance": (std == 0) | (packed.group_sizes < 2),
             "prm_orm_differ_share": np.bincount(seg_group, weights=ps.seg_length * differ, minlength=n_groups)
             / tokens,
             "frequency_mass": np.where(freq > 0, 1 - once / np.where(freq > 0, freq, 1), 0.0),
@@ -224,18 +219,30 @@ def _nanmedian(x: NDArray) -> float:
     return float(np.median(x[ok])) if ok.any() else float("nan")
 
 
-def _step_row(comp: dict[str, NDArray], grp: dict[str, NDArray]) -> dict[str, object]:
-    """One step's row: pooled completion metrics, group-flag fractions, token-weighted ratios, raw sums."""
-    tokens = int(comp["length"].sum())
+def headline(comp: Mapping[str, NDArray], grp: Mapping[str, NDArray]) -> dict[str, float]:
+    """The headline overlap statistics of a set of completions and their groups, the one implementation
+    (a step's row, a log's summary and the trainer's live metrics all use it): F1 / F2 fractions of groups,
+    path depth and intermediate proportion (mean and median over completions, NaNs skipped) and the
+    gradient-mass ratio ``Σ 1/|λ| / Σ |y|`` (NaN without tokens)."""
+    tokens = float(comp["length"].sum())
+    n_groups = len(grp["nontrivial"])
     ip = comp["intermediate_proportion"]
-    row: dict[str, object] = {
-        "run_id": grp["run_id"][0], "step": int(grp["step"][0]),
-        "groups": len(grp["group"]), "completions": len(comp["length"]), "tokens": tokens,
-        "nontrivial_fraction": float(np.mean(grp["nontrivial"])),
-        "proper_branching_fraction": float(np.mean(grp["proper_branching"])),
+    return {
+        "nontrivial_fraction": float(np.mean(grp["nontrivial"])) if n_groups else float("nan"),
+        "proper_branching_fraction": float(np.mean(grp["proper_branching"])) if n_groups else float("nan"),
         "path_depth_mean": _nanmean(comp["path_depth"]), "path_depth_median": _nanmedian(comp["path_depth"]),
         "intermediate_proportion_mean": _nanmean(ip), "intermediate_proportion_median": _nanmedian(ip),
         "gradient_mass_ratio": float(comp["inverse_size_sum"].sum() / tokens) if tokens else float("nan"),
+    }
+
+
+def _step_row(comp: dict[str, NDArray], grp: dict[str, NDArray]) -> dict[str, object]:
+    """One step's row: pooled completion metrics, group-flag fractions, token-weighted ratios, raw sums."""
+    ip = comp["intermediate_proportion"]
+    row: dict[str, object] = {
+        "run_id": grp["run_id"][0], "step": int(grp["step"][0]),
+        "groups": len(grp["group"]), "completions": len(comp["length"]), "tokens": int(comp["length"].sum()),
+        **headline(comp, grp),
         "node_count_mean": float(np.mean(grp["node_count"])),
     }
     for name in ("informative_branching", "zero_variance"):
@@ -335,19 +342,12 @@ class OverlapStats:
     def summary(self) -> dict[str, float]:
         """Headline numbers of the whole log (pooled over all steps)."""
         g, c = self.columns["group"], self.columns["completion"]
-        toks = float(c["length"].sum())
         return {
             "steps": len(self.columns["step"]["step"]),
             "groups": len(g["group"]),
             "completions": len(c["length"]),
-            "tokens": int(toks),
-            "nontrivial_fraction": float(np.mean(g["nontrivial"])) if len(g["group"]) else float("nan"),
-            "proper_branching_fraction": float(np.mean(g["proper_branching"])) if len(g["group"]) else float("nan"),
-            "path_depth_mean": _nanmean(c["path_depth"]),
-            "path_depth_median": _nanmedian(c["path_depth"]),
-            "intermediate_proportion_mean": _nanmean(c["intermediate_proportion"]),
-            "intermediate_proportion_median": _nanmedian(c["intermediate_proportion"]),
-            "gradient_mass_ratio": float(c["inverse_size_sum"].sum() / toks) if toks else float("nan"),
+            "tokens": int(c["length"].sum()),
+            **headline(c, g),
             "singleton_groups": int((g["group_size"] < 2).sum()),
             "empty_completions": int((c["length"] == 0).sum()),
         }
@@ -367,11 +367,10 @@ def _step_arrays(table) -> tuple[dict[str, NDArray], dict[str, NDArray], dict[st
     groups = {"run_id": keys["run_id"], "step": keys["step"], "group": keys["group"], **grp}
     groups = {k: groups[k] for k in GROUP_COLUMNS} | {k: v for k, v in groups.items() if k not in GROUP_COLUMNS}
     groups["prompt_id"] = keys["prompt_id"]
-    top = int(packed.group_sizes.max(initial=1))
-    counts = np.bincount(ps.seg_size, weights=ps.seg_length, minlength=top + 1)[1:].astype(np.int64)
+    sizes, counts = size_histogram(ps)
     n = len(counts)
     hist = {"run_id": np.repeat(keys["run_id"][:1], n), "step": np.repeat(keys["step"][:1], n),
-            "process_set_size": np.arange(1, n + 1), "tokens": counts}
+            "process_set_size": sizes, "tokens": counts}
     return completions, groups, hist, _step_row(comp, groups)
 
 
@@ -457,15 +456,4 @@ def live_overlap_metrics(ps: ProcessSets, reward: NDArray[np.float64] | None = N
     proportion (mean and median over completions) and the gradient-mass ratio ``Σ 1/|λ| / Σ |y|``.
     """
     comp = completion_stats(ps)
-    grp = group_stats(ps, reward, comp)
-    lengths = ps.packed.lengths
-    ip = comp["intermediate_proportion"]
-    return {
-        "nontrivial_fraction": float(np.mean(grp["nontrivial"])),
-        "proper_branching_fraction": float(np.mean(grp["proper_branching"])),
-        "path_depth_mean": float(np.mean(comp["path_depth"])),
-        "path_depth_median": float(np.median(comp["path_depth"])),
-        "intermediate_proportion_mean": _nanmean(ip),
-        "intermediate_proportion_median": _nanmedian(ip),
-        "gradient_mass_ratio": float(comp["inverse_size_sum"].sum() / max(int(lengths.sum()), 1)),
-    }
+    return headline(comp, group_stats(ps, reward, comp))

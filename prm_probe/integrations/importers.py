@@ -60,8 +60,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prm_probe.core.rollouts import resolve_log, write_rollouts
-from prm_probe.core.schema import conform
+from prm_probe.core.rollouts import log_metadata, resolve_log, rollout_table, write_rollouts
 from prm_probe.errors import LogReadError, SchemaError, UnknownNameError, close_matches
 
 __all__ = ["IMPORTERS", "import_log", "import_to_parquet", "sniff_format"]
@@ -576,29 +575,22 @@ def import_log(fmt: str, source, *, tokenizer=None, group_size: int | None = Non
         pid = df["step"].astype(str) + ":" + df["group"].astype(str)
     pid = pid.groupby([df["step"], df["group"]], sort=False).transform("first")  # one prompt_id per group
     cols: dict[str, Any] = {
-        "run_id": pa.array([run_id or f"{fmt}:{Path(os.fspath(source)).name}"] * len(df), pa.string()),
-        "step": pa.array(df["step"].to_numpy(), pa.int32()),
-        "group": pa.array(df["group"].to_numpy(), pa.int32()),
-        "sample": pa.array(df["sample"].to_numpy(), pa.int16()),
-        "prompt_id": pa.array(pid.tolist(), pa.string()),
-        "completion_ids": pa.array(ids, pa.list_(pa.int32())),
-        "reward": pa.array(df["reward"].astype(float).to_numpy(), pa.float64()),
+        "run_id": run_id or f"{fmt}:{Path(os.fspath(source)).name}", "step": df["step"].to_numpy(),
+        "group": df["group"].to_numpy(), "sample": df["sample"].to_numpy(), "prompt_id": pid.tolist(),
+        "completion_ids": ids, "reward": df["reward"].astype(float).to_numpy(),
     }
-    if "prompt" in df:
-        cols["prompt"] = pa.array(df["prompt"].tolist(), pa.string())
-    if "prompt_ids" in df:
-        cols["prompt_ids"] = pa.array(df["prompt_ids"].tolist(), pa.list_(pa.int32()))
-    if "completion" in df:
-        cols["completion"] = pa.array(df["completion"].tolist(), pa.string())
-    if "finish_reason" in df:
-        cols["finish_reason"] = pa.array(df["finish_reason"].tolist(), pa.string())
+    for name in ("prompt", "prompt_ids", "completion", "finish_reason"):
+        if name in df:
+            cols[name] = df[name].tolist()
     if "advantage" in df:
-        cols["advantage"] = pa.array(df["advantage"].astype(float).to_numpy(), pa.float32())
+        cols["advantage"] = df["advantage"].astype(float).to_numpy()
     if "epoch" in df:
-        cols["epoch"] = pa.array(df["epoch"].to_numpy(), pa.int32())
+        cols["epoch"] = df["epoch"].to_numpy()
     for c in sorted(c for c in df.columns if c.startswith("reward_")):
-        cols[c] = pa.array(df[c].astype(float).to_numpy(), pa.float64())
-    table = conform(pa.table(cols))
+        cols[c] = df[c].astype(float).to_numpy()
+    table = rollout_table(cols, num_rows=len(df))
+    fixed = {k: meta.pop(k) for k in ("tokenizer", "eos_token_id") if k in meta}
+    meta = log_metadata(token_source=meta.pop("prm_probe.token_source"), **fixed, **meta)
     return table.replace_schema_metadata({k.encode(): v.encode() for k, v in meta.items()})
 
 

@@ -7,10 +7,10 @@ training). A reward function that raises or returns NaN/inf stops the run with t
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,34 +110,28 @@ def check_policy_task(policy, task, tokenizer) -> None:
 
 
 def batch_table(batch: GroupBatch, *, run_id: str, step: int, advantages: np.ndarray | None = None,
-                prompt_text: bool = True):
-    """The batch as a canonical rollout table (one row per completion)."""
-    import pyarrow as pa
-
-    from prm_probe.core.schema import ROLLOUT_SCHEMA
+                prompt_text: bool = True, first_group: int = 0):
+    """The batch as a canonical rollout table (one row per completion); groups are numbered from
+    ``first_group``."""
+    from prm_probe.core.rollouts import rollout_table
 
     n = len(batch.completion_ids)
     g = batch.group_size
-    cols = {
-        "run_id": pa.array([run_id] * n, pa.string()),
-        "step": pa.array([step] * n, pa.int32()),
-        "group": pa.array([i // g for i in range(n)], pa.int32()),
-        "sample": pa.array([i % g for i in range(n)], pa.int16()),
-        "prompt_id": pa.array([batch.problems[i // g].id for i in range(n)], pa.string()),
-        "completion_ids": pa.array(batch.completion_ids, ROLLOUT_SCHEMA.field("completion_ids").type),
-        "reward": pa.array(batch.reward, pa.float64()),
+    rows = np.arange(n)
+    cols: dict[str, Any] = {
+        "run_id": run_id, "step": step, "group": first_group + rows // g, "sample": rows % g,
+        "prompt_id": [batch.problems[i // g].id for i in range(n)],
+        "completion_ids": batch.completion_ids, "reward": batch.reward,
+        "completion": batch.completion_text, "finish_reason": batch.finish_reason,
+        "logps": batch.logps, "prompt_ids": batch.prompt_ids,
     }
     if prompt_text:
-        cols["prompt"] = pa.array([batch.problems[i // g].prompt for i in range(n)], pa.string())
-    cols["completion"] = pa.array(batch.completion_text, pa.string())
-    cols["finish_reason"] = pa.array(batch.finish_reason, pa.string())
+        cols["prompt"] = [batch.problems[i // g].prompt for i in range(n)]
     if advantages is not None:
-        cols["advantage"] = pa.array(np.asarray(advantages, dtype=np.float32), pa.float32())
-    cols["logps"] = pa.array(batch.logps, ROLLOUT_SCHEMA.field("logps").type)
-    cols["prompt_ids"] = pa.array(batch.prompt_ids, pa.list_(pa.int32()))
+        cols["advantage"] = np.asarray(advantages, dtype=np.float32)
     for name, values in sorted(batch.components.items()):
-        cols[f"reward_{name}"] = pa.array(values, pa.float64())
-    return pa.table(cols)
+        cols[f"reward_{name}"] = values
+    return rollout_table(cols, num_rows=n)
 
 
 def sample_log(model: str, task_name: str, out, *, groups: int, group_size: int, split: str = "validation",
@@ -154,13 +148,9 @@ def sample_log(model: str, task_name: str, out, *, groups: int, group_size: int,
     Returns:
         The path written.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     import torch
 
-    from prm_probe import __version__
-    from prm_probe.core.files import atomic_path
-    from prm_probe.core.schema import SCHEMA_VERSION
+    from prm_probe.core.rollouts import RolloutWriter, log_metadata
     from prm_probe.errors import CheckpointError
     from prm_probe.training.checkpoint import is_run_dir, latest_checkpoint
     from prm_probe.training.models import load_policy, pick_device
@@ -184,36 +174,24 @@ def sample_log(model: str, task_name: str, out, *, groups: int, group_size: int,
         raise CheckpointError(f"task {task_name!r} has no {split} problems; expected at least one; try --split train")
     chosen = [problems[i % len(problems)] for i in range(groups)]
     gen = torch.Generator(device=dev).manual_seed(seed)
-    meta = {"prm_probe.schema_version": str(SCHEMA_VERSION), "prm_probe.version": __version__,
-            "prm_probe.token_source": "sampled", "model": source, "tokenizer": source,
-            "eos_token_id": str(tokenizer.eos_token_id), "pad_token_id": str(tokenizer.pad_token_id),
-            "config": json.dumps({"task": task_name, "groups": groups, "group_size": group_size, "split": split,
-                                  "seed": seed, "max_new_tokens": max_new_tokens, "temperature": temperature,
-                                  "top_p": top_p, "top_k": top_k, "chat_template": chat_template,
-                                  "task_options": task_options or {}})}
+    meta = log_metadata(token_source="sampled", model=source, tokenizer=source,
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                        config={"task": task_name, "groups": groups, "group_size": group_size, "split": split,
+                                "seed": seed, "max_new_tokens": max_new_tokens, "temperature": temperature,
+                                "top_p": top_p, "top_k": top_k, "chat_template": chat_template,
+                                "task_options": task_options or {}})
     starts = range(0, groups, prompts_per_batch)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc="sample", unit="batch")
-    writer = None
-    with atomic_path(out) as tmp:
-        try:
-            for start in starts:
-                batch = collect_groups(policy, tokenizer, task, chosen[start:start + prompts_per_batch],
-                                       group_size=group_size, generator=gen, max_new_tokens=max_new_tokens,
-                                       temperature=temperature, top_p=top_p, top_k=top_k,
-                                       chat_template=chat_template)
-                adv = _advantages(batch.reward, group_size)
-                table = batch_table(batch, run_id=Path(str(out)).stem, step=0, advantages=adv)
-                table = table.set_column(2, "group", pa.array(
-                    [start + i // group_size for i in range(table.num_rows)], pa.int32()))
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema.with_metadata(meta), compression="zstd")
-                writer.write_table(table.replace_schema_metadata(meta))
-        finally:
-            if writer is not None:
-                writer.close()
+    with RolloutWriter(out, metadata=meta) as writer:
+        for start in starts:
+            batch = collect_groups(policy, tokenizer, task, chosen[start:start + prompts_per_batch],
+                                   group_size=group_size, generator=gen, max_new_tokens=max_new_tokens,
+                                   temperature=temperature, top_p=top_p, top_k=top_k, chat_template=chat_template)
+            adv = _advantages(batch.reward, group_size)
+            writer.write(batch_table(batch, run_id=Path(str(out)).stem, step=0, advantages=adv, first_group=start))
     return Path(str(out))
 
 

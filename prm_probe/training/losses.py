@@ -24,6 +24,7 @@ from typing import Literal
 
 import torch
 
+from prm_probe.core.prm import ADVANTAGE_EPS
 from prm_probe.errors import ConfigError, close_matches
 
 __all__ = [
@@ -40,7 +41,8 @@ Weighting = Literal["uniform", "process_set"]
 Aggregation = Literal["seq_mean", "token_mean", "dr_grpo"]
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True,
+                     eps: float = ADVANTAGE_EPS) -> torch.Tensor:
     """Outcome advantages ``(r − r̄)/(σ_unbiased + eps)`` for consecutive groups of ``group_size``.
 
     Args:

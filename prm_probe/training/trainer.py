@@ -437,11 +437,13 @@ def exact_expectations(run: _Run, problem) -> dict[str, float]:
 
 
 def _log_metadata(run: _Run) -> dict[str, str]:
+    from prm_probe.core.rollouts import log_metadata
+
     tok = run.tokenizer
-    return {"prm_probe.token_source": "sampled", "model": run.config.model.name,
-            "tokenizer": getattr(tok, "name_or_path", "") or run.config.model.name,
-            "eos_token_id": str(tok.eos_token_id), "pad_token_id": str(tok.pad_token_id),
-            "config": save_config_json(run.config), "seed": str(run.config.seed)}
+    return log_metadata(token_source="sampled", model=run.config.model.name,
+                        tokenizer=getattr(tok, "name_or_path", "") or run.config.model.name,
+                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                        config=save_config_json(run.config), seed=str(run.config.seed))
 
 
 def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = False,

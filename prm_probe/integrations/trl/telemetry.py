@@ -20,7 +20,6 @@ are never shown the batch; ``LambdaGRPOTrainer`` uses the same object directly.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -191,10 +190,7 @@ class OverlapTelemetry:
 
     def _write_log(self, batch: GatheredBatch, packed: Any, reward: NDArray[np.float64] | None,
                    parts: dict[str, NDArray[np.float64]]) -> Path:
-        import pyarrow as pa
-
-        from prm_probe.core.rollouts import write_rollouts
-        from prm_probe.core.schema import ROLLOUT_SCHEMA
+        from prm_probe.core.rollouts import log_metadata, rollout_table, write_rollouts
 
         trainer, n, g = self.trainer, len(batch.lengths), batch.group_size
         step = int(trainer.state.global_step)
@@ -202,33 +198,28 @@ class OverlapTelemetry:
         completions = np.split(packed.tokens, packed.offsets[1:-1])
         eos = set(getattr(trainer, "eos_token_ids", None) or [])
         run_id = trainer.args.run_name or Path(trainer.args.output_dir).name
-        cols = {
-            "run_id": pa.array([run_id] * n, pa.string()),
-            "step": pa.array([step] * n, pa.int32()),
-            "group": pa.array(np.arange(n) // g, pa.int32()),
-            "sample": pa.array(np.arange(n) % g, pa.int16()),
-            "prompt_id": pa.array([_prompt_key(p) for p in prompts], pa.string()),
-            "completion_ids": pa.array([c.tolist() for c in completions], ROLLOUT_SCHEMA.field("completion_ids").type),
-            "reward": pa.array(reward if reward is not None else np.full(n, np.nan), pa.float64()),
-            "prompt_ids": pa.array([p.tolist() for p in prompts], pa.list_(pa.int32())),
+        cols: dict[str, Any] = {
+            "run_id": run_id, "step": step, "group": np.arange(n) // g, "sample": np.arange(n) % g,
+            "prompt_id": [_prompt_key(p) for p in prompts], "completion_ids": [c.tolist() for c in completions],
+            "reward": reward if reward is not None else np.full(n, np.nan),
+            "prompt_ids": [p.tolist() for p in prompts],
         }
         if eos:
-            cols["finish_reason"] = pa.array(["stop" if len(c) and int(c[-1]) in eos else "length"
-                                              for c in completions], pa.string())
+            cols["finish_reason"] = ["stop" if len(c) and int(c[-1]) in eos else "length" for c in completions]
         if batch.advantages is not None:
-            cols["advantage"] = pa.array(batch.advantages, pa.float32())
+            cols["advantage"] = batch.advantages
         for name, values in parts.items():
-            cols[f"reward_{name}"] = pa.array(values, pa.float64())
+            cols[f"reward_{name}"] = values
         from prm_probe.integrations.trl.record import trl_settings
 
         tok = _tokenizer(trainer)
         settings = trl_settings(trainer.args)
-        meta = {"prm_probe.token_source": "sampled", "tokenizer": str(getattr(tok, "name_or_path", "")),
-                "eos_token_id": str(tok.eos_token_id), "pad_token_id": str(_pad_id(trainer)),
-                "model": str(getattr(getattr(trainer.model, "config", None), "_name_or_path", "")),
-                "config": json.dumps({"trainer": type(trainer).__name__, **settings}, default=str)}
+        meta = log_metadata(token_source="sampled", tokenizer=str(getattr(tok, "name_or_path", "")),
+                            eos_token_id=tok.eos_token_id, pad_token_id=_pad_id(trainer),
+                            model=str(getattr(getattr(trainer.model, "config", None), "_name_or_path", "")),
+                            config={"trainer": type(trainer).__name__, **settings})
         path = self.rollout_log_dir / part_name(step)
-        return write_rollouts(pa.table(cols), path, metadata=meta)
+        return write_rollouts(rollout_table(cols, num_rows=n), path, metadata=meta)
 
 
 def attach_overlap_telemetry(trainer: Any, rollout_log_dir: str | os.PathLike | None = None,

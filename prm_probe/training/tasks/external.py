@@ -16,9 +16,10 @@ from prm_probe.training.tasks.base import _INSTALL, BOXED_INSTRUCTION, Problem, 
 logger = logging.getLogger(__name__)
 
 #: What a third-party scorer may raise on a garbage answer (counted as wrong); anything else propagates.
+#: (Programming errors of ours, such as NameError or ImportError, and interrupts are not among them.)
 SCORER_FAILURES: tuple[type[BaseException], ...] = (ValueError, TypeError, ArithmeticError, AttributeError,
-                                                    IndexError, KeyError, RecursionError, TimeoutError,
-                                                    SyntaxError, MemoryError)
+                                                    IndexError, KeyError, LookupError, RecursionError,
+                                                    RuntimeError, TimeoutError, SyntaxError)
 
 
 class ReasoningGym(Task):

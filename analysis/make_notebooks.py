@@ -16,7 +16,7 @@ def nb(cells):
 
 NOTEBOOKS = {
 "01_overlap_statistics.ipynb": [
-("md", "# How much do the completions of a group overlap?\n\nOverlap statistics of a rollout log (SCIENCE.md §6): "
+("md", "# How much do the completions of a group overlap?\n\nOverlap statistics of a rollout log (docs/science.md §6): "
        "the share of non-trivial groups by both flags, path depth, intermediate proportion, the |λ| histogram and the "
        "gradient-mass ratio. CLI equivalent: `prm-probe stats LOG --by group -o groups.csv`."),
 ("code", "# Parameters\nLOG = \"../data/sample_rollouts.parquet\"\nOUT = None  # a folder to save the figures in, or None"),
@@ -30,7 +30,7 @@ NOTEBOOKS = {
 ],
 "02_implied_prm_of_a_group.ipynb": [
 ("md", "# What step rewards does GRPO implicitly give one group?\n\nThe group's prefix trie with the Monte-Carlo step "
-       "reward R̂(λ) and the PRM-aware advantage A(λ) of every node (SCIENCE.md §3–4), and a check of Theorem 1's "
+       "reward R̂(λ) and the PRM-aware advantage A(λ) of every node (docs/science.md §3–4), and a check of Theorem 1's "
        "per-node identity. CLI equivalent: `prm-probe prm LOG --step S --group G`."),
 ("code", "# Parameters\nLOG = \"../data/sample_rollouts.parquet\"\nSTEP = 0\nGROUP = 20  # two of its eight completions are correct\nTOKENIZER = None  # a tokenizer.json or model folder to show text"),
 ("code", "import prm_probe\nfrom prm_probe.views import plots\n\ntrie = prm_probe.GroupTrie.from_log(LOG, step=STEP, group=GROUP)\ntrie"),
@@ -38,7 +38,7 @@ NOTEBOOKS = {
 ("code", "trie.node_table()"),
 ("code", "check = trie.identity_check()\nassert check[\"holds\"].all()\ncheck.head()"),
 ("code", "with plots.theme():\n    ax = plots.draw_trie(trie, decode=decode)"),
-("md", "## The paper's worked example (SCIENCE.md §4.2)\nThe step JKL is pushed down three times although JKLM is the best completion: the frequency flaw."),
+("md", "## The paper's worked example (docs/science.md §4.2)\nThe step JKL is pushed down three times although JKLM is the best completion: the frequency flaw."),
 ("code", "words = [\"ABCD\", \"ABEFHI\", \"JKLM\", \"JKLNQST\", \"JKLNQU\", \"VWYZ\"]\n"
          "paper = prm_probe.GroupTrie.from_completions([[ord(c) for c in w] for w in words], rewards=[0.5, 0.5, 1.0, 0.0, 0.0, 0.5])\n"
          "print(paper.render(decode=lambda ids: \"\".join(map(chr, ids))))\nwith plots.theme():\n    plots.draw_trie(paper, decode=lambda ids: \"\".join(map(chr, ids)))"),

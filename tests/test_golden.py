@@ -1,11 +1,11 @@
-"""prm_probe against the golden cases of SCIENCE.md (§4.2 G6, §4.3 G6b, §6.7 metrics, §8 EX1-EX5 and edge cases).
+"""prm_probe against the golden cases of docs/science.md (§4.2 G6, §4.3 G6b, §6.7 metrics, §8 EX1-EX5 and edge cases).
 
-The expected numbers live in tests/data/golden/*.json, transcribed by hand from SCIENCE.md by
+The expected numbers live in tests/data/golden/*.json, transcribed by hand from docs/science.md by
 tests/data/regen_golden.py (never computed by prm_probe). Listed floats are float32 rounded to 7 decimals
 (§8) or rounded to 6 decimals (§4.2, §6.7), so they are compared with an absolute tolerance of 1e-6;
 integers (process-set sizes, node counts, depths) are compared exactly.
 
-σ convention (SCIENCE.md §1.2, §8): GRPO's advantages are (r − r̄)/(σ_unbiased + 1e-4), prm_probe's default.
+σ convention (docs/science.md §1.2, §8): GRPO's advantages are (r − r̄)/(σ_unbiased + 1e-4), prm_probe's default.
 G6's "A exact (σ)" column and the §4.2 theorem sums use the exact unbiased σ, i.e. ``eps=0``.
 """
 
@@ -26,7 +26,7 @@ from prm_probe.core.trie import PackedGroups, process_sets
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 EX_CASES = ["ex1", "ex2", "ex3", "ex4", "ex5"]
 ALL_CASES = [*EX_CASES, "g6", "g6b", "edge_cases"]
-ATOL = 1e-6  # SCIENCE.md §8: "compare with an absolute tolerance of 1e-6"
+ATOL = 1e-6  # docs/science.md §8: "compare with an absolute tolerance of 1e-6"
 
 
 def load(name: str) -> dict:
@@ -93,7 +93,7 @@ def golden_parents(case: dict) -> list[int | None]:
 def test_golden_file_has_provenance(name):
     case = load(name)
     assert case["case"] == name
-    assert case["source"].startswith("SCIENCE.md §")
+    assert case["source"].startswith("docs/science.md §")
     assert case["made_by"]["command"] == "python tests/data/regen_golden.py"
     assert len(case["made_by"]["date"]) == 10
 
@@ -123,7 +123,7 @@ def test_ex_process_set_sizes(name):
 
 @pytest.mark.parametrize("name", ["ex1", "ex3", "ex4", "ex5"])
 def test_ex_prompt_does_not_change_completion_sizes(name):
-    """SCIENCE.md §2.3: a trie over prompt + completion, with the prompt dropped, gives the same sizes."""
+    """docs/science.md §2.3: a trie over prompt + completion, with the prompt dropped, gives the same sizes."""
     case = load(name)
     prompt = case["prompt"]
     full = prm_probe.process_set_sizes([prompt + c for c in case["completions"]])

@@ -1,4 +1,4 @@
-"""The torch objective: SCIENCE.md §8 golden losses and gradients, and Theorem 1 checked with autograd."""
+"""The torch objective: docs/science.md §8 golden losses and gradients, and Theorem 1 checked with autograd."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_golden_losses_and_gradients(case):
 
 
 def test_group_advantages_match_science_table():
-    # SCIENCE.md §8 binary advantages, G = 6 with 1 correct: 2.0407414 / -0.4081483
+    # docs/science.md §8 binary advantages, G = 6 with 1 correct: 2.0407414 / -0.4081483
     a = group_advantages(torch.tensor([1.0, 0, 0, 0, 0, 0]), 6)
     assert float(a[0]) == pytest.approx(2.0407414, abs=1e-6)
     assert float(a[1]) == pytest.approx(-0.4081483, abs=1e-6)
@@ -170,7 +170,7 @@ def test_theorem1_grpo_gradient_equals_prm_gradient(model):
 
 
 def test_theorem1_fails_for_seq_mean_with_unequal_lengths(model):
-    """The per-sequence mean breaks the identity when lengths differ (SCIENCE.md §3.2) — a control."""
+    """The per-sequence mean breaks the identity when lengths differ (docs/science.md §3.2) — a control."""
     grpo, prm = _outcome_and_prm_losses(model, [[10, 11, 12], [10, 11, 20, 21, 22], [30]], [1.0, 0.0, 0.0],
                                         "seq_mean")
     g1, _ = _grads(model, grpo)
@@ -226,7 +226,7 @@ def test_lambda_grpo_equals_grpo_when_first_tokens_differ(model):
 
 
 def test_shared_positions_have_identical_logps_under_padding(model):
-    """The identity needs padding-invariant forwards (SCIENCE.md §9.1): shared tokens, same log-prob."""
+    """The identity needs padding-invariant forwards (docs/science.md §9.1): shared tokens, same log-prob."""
     logp, _mask, _ = _logps(model, [*SHARED, [60]])
     assert torch.allclose(logp[0, :3], logp[1, :3], atol=1e-12)
     assert torch.allclose(logp[0, :2], logp[2, :2], atol=1e-12)

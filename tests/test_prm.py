@@ -1,6 +1,6 @@
-"""The implied PRM (prm_probe.core.prm) against a brute-force implementation of SCIENCE.md §3, and Theorem 1.
+"""The implied PRM (prm_probe.core.prm) against a brute-force implementation of docs/science.md §3, and Theorem 1.
 
-Definitions (SCIENCE.md §1.2, §3.1): R̂(λ(i,t)) is the mean reward of the j with the same (t+1)-prefix and
+Definitions (docs/science.md §1.2, §3.1): R̂(λ(i,t)) is the mean reward of the j with the same (t+1)-prefix and
 |y_j| > t; a_i = (r_i − r̄)/(σ_unbiased + 1e-4) and A(i,t) = (R(i,t) − r̄)/(σ_unbiased + 1e-4), with the group
 mean and the group's unbiased std.
 """
@@ -198,7 +198,7 @@ def test_group_of_one_gives_nan_advantages():
 
 @pytest.mark.parametrize("value", [0.0, 1.0, 0.5, -3.0])
 def test_all_equal_rewards_give_zero_advantages(groups_and_rewards, value):
-    """σ = 0 and a = 0/1e-4 = 0 exactly (SCIENCE.md §1.2, §8 EX4) for exactly representable rewards."""
+    """σ = 0 and a = 0/1e-4 = 0 exactly (docs/science.md §1.2, §8 EX4) for exactly representable rewards."""
     groups, _ = groups_and_rewards
     for g in groups[:100]:
         if len(g) < 2:
@@ -241,7 +241,7 @@ def test_theorem_1_token_mean_identity(batch):
     """Σ_{i,t} a_i·g_{i,t} = Σ_{i,t} A(i,t)·g_{i,t} for any g equal across members at shared positions.
 
     g stands for a per-token log-prob gradient component, which is identical across the members of a node
-    at each position (SCIENCE.md §3.2, step 1). We draw one random value per (node, position) pair. With
+    at each position (docs/science.md §3.2, step 1). We draw one random value per (node, position) pair. With
     token-mean aggregation the common normaliser 1/Σ|y_i| cancels.
     """
     ps, r = batch
@@ -287,7 +287,7 @@ def test_theorem_needs_token_mean_when_lengths_differ():
 
 
 def test_lambda_grpo_weights_equal_once_per_node_advantages(batch):
-    """Σ_{i,t} a_i/c(i,t) = Σ_λ |span(λ)|·A(λ) per group (SCIENCE.md §5.3): each step counts once."""
+    """Σ_{i,t} a_i/c(i,t) = Σ_λ |span(λ)|·A(λ) per group (docs/science.md §5.3): each step counts once."""
     ps, r = batch
     df = implied_prm_frame(ps, r)
     n = ps.packed.n_groups
@@ -305,7 +305,7 @@ def test_lambda_grpo_weights_equal_once_per_node_advantages(batch):
 
 
 def test_node_mean_advantage_is_prm_advantage(batch):
-    """A(λ) = mean_{j∈λ} a_j (SCIENCE.md §3.1)."""
+    """A(λ) = mean_{j∈λ} a_j (docs/science.md §3.1)."""
     ps, r = batch
     a = outcome_advantages(r, ps.packed.group_offsets)
     mean_a = np.bincount(ps.seg_node, weights=a[ps.seg_completion], minlength=ps.n_nodes) / ps.node_size

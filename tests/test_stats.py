@@ -1,4 +1,4 @@
-"""Overlap statistics against literal per-token definitions (SCIENCE.md §6) on random groups."""
+"""Overlap statistics against literal per-token definitions (docs/science.md §6) on random groups."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The process-set engine (prm_probe.core.trie) against literal references, tree invariants and edge cases.
 
 References (prm_probe.core._testing): ``counting_process_set_sizes`` counts every prefix in a multiset and
-``brute_force_process_set_sizes`` applies SCIENCE.md §2.1 literally,
+``brute_force_process_set_sizes`` applies docs/science.md §2.1 literally,
 ``|λ(i, t)| = #{ j : |y_j| > t and y_j[0..t] == y_i[0..t] }``.
 """
 
@@ -95,7 +95,7 @@ def assert_unique_rows(*cols: np.ndarray) -> None:
 
 
 def check_node_table(ps: ProcessSets) -> None:
-    """Every structural invariant of the segment and node tables (SCIENCE.md §2.1, §2.2), vectorised."""
+    """Every structural invariant of the segment and node tables (docs/science.md §2.1, §2.2), vectorised."""
     packed = ps.packed
     n, nodes = packed.n_completions, ps.n_nodes
     comp = ps.seg_completion
@@ -158,7 +158,7 @@ def test_node_table_invariants_on_random_groups(random_batches):
 
 
 def test_inverse_size_sum_counts_distinct_prefixes(random_batches):
-    """SCIENCE.md §2.5: Σ_{i,t} 1/c(i,t) = number of distinct non-empty prefixes in the group."""
+    """docs/science.md §2.5: Σ_{i,t} 1/c(i,t) = number of distinct non-empty prefixes in the group."""
     groups, ps = random_batches[1]
     packed = ps.packed
     tok_group = np.repeat(packed.completion_group, packed.lengths)

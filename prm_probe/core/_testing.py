@@ -1,6 +1,6 @@
 """Test and benchmark helpers: brute-force references and generators of synthetic groups and logs.
 
-The brute-force functions apply SCIENCE.md's definitions literally, one token at a time, so they are slow
+The brute-force functions apply docs/science.md's definitions literally, one token at a time, so they are slow
 and obviously right; the engine in ``trie`` must agree with them exactly. Nothing here is used by the
 library's own code paths.
 """

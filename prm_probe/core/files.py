@@ -81,6 +81,26 @@ def read_jsonl_lines(path: str | os.PathLike, keep: Callable[[dict[str, Any]], b
     return records, bad
 
 
+def read_jsonl_strict(path: str | os.PathLike, error: type[Exception]) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-empty line of a JSONL input file that must be whole (a foreign log,
+    a task file): the first line that is not a JSON object raises ``error`` naming the line and the fix."""
+    out = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(f"line {number} of '{path}' is not JSON ({exc.msg}); expected one JSON object per "
+                            "line; fix or remove that line") from None
+            if not isinstance(record, dict):
+                raise error(f"line {number} of '{path}' holds a {type(record).__name__}; expected a JSON object; "
+                            "write one object per line")
+            out.append((number, record))
+    return out
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The JSON objects of a JSONL file (unreadable lines skipped; a missing file has none)."""
     return read_jsonl_lines(path)[0]

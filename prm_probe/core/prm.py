@@ -1,4 +1,4 @@
-"""Implied process rewards (SCIENCE.md §3-4): what GRPO's outcome advantages amount to per trie node.
+"""Implied process rewards (docs/science.md §3-4): what GRPO's outcome advantages amount to per trie node.
 
 For a node λ of a group: the Monte-Carlo step reward ``R̂(λ)`` is the mean outcome reward of its members,
 and the PRM-aware advantage ``A(λ) = (R̂(λ) - r̄) / (σ + eps)`` uses the *group* mean and the group's
@@ -31,7 +31,7 @@ __all__ = [
     "outcome_advantages",
 ]
 
-#: Added to the group std before dividing (the authors' code and TRL; SCIENCE.md §1.2).
+#: Added to the group std before dividing (the authors' code and TRL; docs/science.md §1.2).
 ADVANTAGE_EPS = 1e-4
 
 Scale = Literal["group", "none"]

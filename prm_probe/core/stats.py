@@ -1,6 +1,6 @@
-"""Overlap statistics of process sets (SCIENCE.md §6), per completion, group and step, as tidy frames.
+"""Overlap statistics of process sets (docs/science.md §6), per completion, group and step, as tidy frames.
 
-Conventions (SCIENCE.md §6, our defaults; the alternatives are extra columns):
+Conventions (docs/science.md §6, our defaults; the alternatives are extra columns):
 
 * ``path_depth``: distinct process sets on a completion's path **below the root** (positions with
   ``|λ| < G``). A flat tree gives 1; a completion lying entirely inside the root gives 0. ``depth_all``

@@ -1,6 +1,6 @@
 """The process-set engine: within-group token-prefix tries, vectorised over flat token arrays.
 
-For completion ``i`` of a group and a position ``t`` the *process set* is (SCIENCE.md §2.1)
+For completion ``i`` of a group and a position ``t`` the *process set* is (docs/science.md §2.1)
 
     λ(i, t) = { j : |y_j| > t and y_j[0..t] == y_i[0..t] }     (a multiset: duplicates count)
 
@@ -16,7 +16,7 @@ those G values per row gives every segment of the row at once: the k-th sorted v
 whose size is ``G - k``. Per-token arrays are one ``np.repeat`` of the segment table away.
 
 Cost: O(G·L) bytes compared per group plus O(G²) small work. Only completion token ids are used: the
-prompt is excluded by construction (SCIENCE.md §2.3), and EOS handling is the caller's choice (§2.4).
+prompt is excluded by construction (docs/science.md §2.3), and EOS handling is the caller's choice (§2.4).
 
 This module does not read files, compute rewards or statistics: see ``rollouts``, ``prm`` and ``stats``.
 """

@@ -331,7 +331,7 @@ def overlap_experiment(out: str | os.PathLike, figures: str | os.PathLike | None
     reasoning task — a depth-12 binary tree whose reward is the share of a target path's actions matched
     from the start (``DEEP_TREE``), with the 2-layer model from scratch; 200 steps take about a minute. It
     shows the mechanism (overlap rising as the policy converges), not the paper's numbers. The paper's
-    setting (SCIENCE.md §7.2: DeepSeek-R1-Distill-Qwen-1.5B on OpenRS, ~1,675 and ~275 steps) is, on a GPU,
+    setting (docs/science.md §7.2: DeepSeek-R1-Distill-Qwen-1.5B on OpenRS, ~1,675 and ~275 steps) is, on a GPU,
     ``--model DIR --task jsonl:openrs.jsonl --steps 1675`` (and ``--set`` for its sampling settings).
     """
 

@@ -1,12 +1,12 @@
 """The paper's experiments as resumable sweeps of independent training runs, run in parallel processes.
 
-* :func:`toy_tree_specs` — Table 1 of the paper (SCIENCE.md §7.1): n ∈ {1, 2} × r_neg ∈ {−0.5, −1.0, −1.5},
+* :func:`toy_tree_specs` — Table 1 of the paper (docs/science.md §7.1): n ∈ {1, 2} × r_neg ∈ {−0.5, −1.0, −1.5},
   GRPO and λ-GRPO, G = 16, 250 steps, at one or more optimiser settings; the metric is the frequency of the
   target path T among the samples of the last 50 steps (and the exact π(T), which the trainer logs).
   :func:`calibration_specs` is the learning-rate calibration on the no-trap control; :func:`run_outcomes`,
   :func:`toy_tree_table` and :func:`calibrated_setting` summarise finished runs.
 * :func:`overlap_dynamics` — vanilla GRPO on a reasoning task at two group sizes, logging the overlap
-  statistics per step (SCIENCE.md §6.5, §7.2).
+  statistics per step (docs/science.md §6.5, §7.2).
 
 Every run is an ordinary run folder under ``<out>/runs/<name>``; a sweep interrupted half-way resumes and
 skips the runs it already finished. Runs are independent, so they go to a process pool (one torch thread
@@ -44,7 +44,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Table 1 of the paper (SCIENCE.md §7.1): (n, r_neg) -> (GRPO, λ-GRPO) target frequency, last 50 steps.
+#: Table 1 of the paper (docs/science.md §7.1): (n, r_neg) -> (GRPO, λ-GRPO) target frequency, last 50 steps.
 PAPER_TABLE1 = {
     (1, -0.5): (0.3995, 0.5663), (1, -1.0): (0.0000, 0.7535), (1, -1.5): (0.2000, 0.4463),
     (2, -0.5): (0.1980, 0.4292), (2, -1.0): (0.0488, 0.3612), (2, -1.5): (0.0000, 0.3820),
@@ -77,7 +77,7 @@ class RunSpec:
 def toy_config(*, model: str, n: int, r_neg: float, seed: int, weighting: str, lr: float, optimizer: str,
                steps: int = 250, group_size: int = 16, rollouts_every: int = 1,
                renormalise: bool = False) -> dict[str, Any]:
-    """The config of one toy-tree run (SCIENCE.md §7.1 and its [CHOICE] defaults): G = 16, one group per step,
+    """The config of one toy-tree run (docs/science.md §7.1 and its [CHOICE] defaults): G = 16, one group per step,
     token-mean, μ = 1, β = 0, temperature 1, no gradient clipping, a checkpoint at the end only."""
     return {
         "seed": seed, "steps": steps, "device": "cpu",
@@ -129,7 +129,7 @@ def overlap_specs(*, group_sizes: Sequence[int] = (4, 12), steps: int = 60, task
                   model: str = "tiny", prompts_per_step: int = 4, max_new_tokens: int = 24, lr: float = 3e-3,
                   seed: int = 0, val_every: int = 5, task_options: dict | None = None,
                   val_size: int = 32) -> list[RunSpec]:
-    """Vanilla GRPO at several group sizes, logging overlap statistics every step (SCIENCE.md §7.2).
+    """Vanilla GRPO at several group sizes, logging overlap statistics every step (docs/science.md §7.2).
 
     The paper used DeepSeek-R1-Distill-Qwen-1.5B on OpenRS with G ∈ {6, 36} for ~1,675 and ~275 steps;
     the defaults here are CPU-sized (a tiny model, G ∈ {4, 12}). ``--model``/``--group-sizes``/``--steps``

@@ -60,6 +60,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from prm_probe.core.files import read_jsonl_strict
 from prm_probe.core.rollouts import log_metadata, resolve_log, rollout_table, write_rollouts
 from prm_probe.errors import LogReadError, SchemaError, UnknownNameError, close_matches
 
@@ -120,20 +121,7 @@ def _files(source, suffixes: tuple[str, ...], fmt: str) -> list[Path]:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise LogReadError(f"line {n} of '{path}' is not JSON ({exc.msg}); expected one JSON object per "
-                                   "line; fix or remove that line") from None
-            if not isinstance(obj, dict):
-                raise LogReadError(f"line {n} of '{path}' holds a {type(obj).__name__}; expected a JSON object; "
-                                   "write one object per line")
-            rows.append(obj)
+    rows = [record for _, record in read_jsonl_strict(path, LogReadError)]
     if not rows:
         raise LogReadError(f"'{path}' holds no records; expected one JSON object per line; re-create it")
     return rows

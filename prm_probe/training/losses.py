@@ -1,6 +1,6 @@
 """The GRPO / λ-GRPO objective in torch, staged as: per-token objective → weights → aggregation.
 
-SCIENCE.md §1 and §5. Two orthogonal axes:
+docs/science.md §1 and §5. Two orthogonal axes:
 
 * **weighting** (:data:`WEIGHTINGS`): ``uniform`` (GRPO: the completion mask) or ``process_set``
   (λ-GRPO: ``1/|λ(i, t)|`` on completion tokens). The weight multiplies the *whole* per-token objective,

@@ -4,7 +4,7 @@ Our own decoding loop (rather than ``model.generate``) so that: sampling draws f
 ``torch.Generator`` (a run's sampling is fixed by its seed without touching global RNG state); the
 sampler's per-token log-probs are recorded as sampled; generation can be restricted to a set of allowed
 tokens for an exact number of steps (the toy tree task); and the completion ends at the **first** end
-token, which is kept as the last completion token (SCIENCE.md §2.4), whatever the pad id.
+token, which is kept as the last completion token (docs/science.md §2.4), whatever the pad id.
 
 Shapes: ``B`` rows (prompts × G), ``P`` padded prompt length, ``T`` generated positions.
 """

@@ -222,7 +222,7 @@ def plot_curve_panels(panels: Sequence[tuple[str, pd.DataFrame]], *, hue: str = 
 def plot_target_frequency(data: pd.DataFrame, *, x: str = "step", y: str = "target_frequency",
                           col: str = "algorithm", row: str | None = None, units: str = "seed",
                           **kwargs: Any) -> Figure:
-    """Draw the toy-tree curves (SCIENCE.md §7.1): one panel per algorithm (and per ``row`` value), one line per seed.
+    """Draw the toy-tree curves (docs/science.md §7.1): one panel per algorithm (and ``row`` value), a line per seed.
 
     Args:
         data: columns ``algorithm, seed, step`` and ``y`` (one row per seed and step: the frequency of the target
@@ -301,7 +301,7 @@ _DYNAMICS = (  # (title, y label, [(column, line label)])
 
 
 def plot_overlap_dynamics(data: pd.DataFrame, *, row: str = "group_size", x: str = "step") -> Figure:
-    """Draw the paper's overlap-dynamics figure (SCIENCE.md §6.5): one row per ``row`` value, three panels.
+    """Draw the paper's overlap-dynamics figure (docs/science.md §6.5): one row per ``row`` value, three panels.
 
     Panels: validation reward; path depth (mean, median); intermediate proportion (mean, median). Missing
     values (NaN, e.g. steps without validation) are skipped, so every panel's line connects its points.
@@ -385,7 +385,7 @@ def plot_nontrivial_fraction(data: pd.DataFrame, *, x: str = "step", ax: Axes | 
 
     Args:
         data: the ``steps`` frame of ``stats``: columns ``x``, ``nontrivial_fraction`` and
-            ``proper_branching_fraction`` (SCIENCE.md §6.3).
+            ``proper_branching_fraction`` (docs/science.md §6.3).
         x: the step column.
         ax: the Axes to draw on; ``None`` makes a new figure.
         **kwargs: ``xlabel``, ``ylabel``, ``title``; the rest go to ``Axes.plot``.

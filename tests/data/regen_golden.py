@@ -1,4 +1,4 @@
-"""Write the golden JSON files of tests/data/golden/ from numbers TRANSCRIBED from SCIENCE.md.
+"""Write the golden JSON files of tests/data/golden/ from numbers TRANSCRIBED from docs/science.md.
 
 Usage (from the repository root)::
 
@@ -10,7 +10,7 @@ would make the golden tests circular. The only arithmetic done here is bookkeepi
 constants: process-set sizes c = 1/s from the listed weights s, tokens from letters (one token per letter,
 ``ord(letter)``), and "same as row 0" rows copied out.
 
-Conventions (SCIENCE.md §8): pass 1, μ = 1, β = 0, N = G (one micro-batch); advantages are
+Conventions (docs/science.md §8): pass 1, μ = 1, β = 0, N = G (one micro-batch); advantages are
 (r − r̄)/(σ_unbiased + 1e-4); s = 1/c over completion tokens; row loss −Σ_t a_i·s(i,t)/|y_i|; 'grpo' loss =
 mean of row losses; 'dapo' loss = −Σ a·s / Σ|y_i|; 'grpo' gradient −a_i·s(i,t)/(N·|y_i|). Listed floats are
 float32 rounded to 7 decimals (compare with abs 1e-6). G6 values (§4.2, §6.7) are listed to 6 decimals.
@@ -26,9 +26,9 @@ from pathlib import Path
 OUT_DIR = Path(__file__).resolve().parent / "golden"
 COMMAND = "python tests/data/regen_golden.py"
 
-# SCIENCE.md §8 intro: "In EX1, EX2 and EX5, a = 0.8658754 (G = 4, two correct, r̄ = 0.5, σ + 1e-4 = 0.5774503)."
+# docs/science.md §8 intro: "In EX1, EX2 and EX5, a = 0.8658754 (G = 4, two correct, r̄ = 0.5, σ + 1e-4 = 0.5774503)."
 A4 = 0.8658754
-# SCIENCE.md §8 EX3: "a = ±0.9127042" (G = 6, three correct, σ + 1e-4 = 0.5478226).
+# docs/science.md §8 EX3: "a = ±0.9127042" (G = 6, three correct, σ + 1e-4 = 0.5478226).
 A6 = 0.9127042
 
 
@@ -55,11 +55,11 @@ def _node(span: list[int], members: list[int]) -> dict:
 
 # --------------------------------------------------------------------------------------------------- EX1
 def ex1() -> dict:
-    # SCIENCE.md §8 EX1: basic branching.
+    # docs/science.md §8 EX1: basic branching.
     s_rows = [["1/3", "1/2", "1"], ["1/3", "1/2", "1"], ["1/3", "1", "1"], ["1", "1", "1"]]
     return {
         "case": "ex1",
-        "source": "SCIENCE.md §8 EX1",
+        "source": "docs/science.md §8 EX1",
         "made_by": _made_by(),
         "prompt": [100, 101],
         "prompt_note": "§8 EX1: the results are the same with or without a prompt such as [100,101]",
@@ -108,13 +108,13 @@ def ex1() -> dict:
 
 # --------------------------------------------------------------------------------------------------- EX2
 def ex2() -> dict:
-    # SCIENCE.md §8 EX2: duplicates and a strict prefix (EOS stripped, no prompt).
+    # docs/science.md §8 EX2: duplicates and a strict prefix (EOS stripped, no prompt).
     s_rows = [["1/3", "1/3", "1/2"], ["1/3", "1/3", "1/2"], ["1/3", "1/3"], ["1"]]
     row0 = [0.2886251, 0.2886251, 0.4329377]
     g0 = [-0.0240521, -0.0240521, -0.0360781]
     return {
         "case": "ex2",
-        "source": "SCIENCE.md §8 EX2",
+        "source": "docs/science.md §8 EX2",
         "made_by": _made_by(),
         "prompt": None,
         "eos_note": "EOS stripped (eos = pad, authors' code): [1,2] is a strict prefix of [1,2,3]. "
@@ -146,7 +146,7 @@ def ex2() -> dict:
 
 # --------------------------------------------------------------------------------------------------- EX3
 def ex3() -> dict:
-    # SCIENCE.md §8 EX3: G = 6, prompt [10,11], unequal lengths, one duplicate.
+    # docs/science.md §8 EX3: G = 6, prompt [10,11], unequal lengths, one duplicate.
     s_rows = [
         ["1/5", "1/4", "1/3", "1/2"],
         ["1/5", "1/4", "1/3", "1", "1"],
@@ -159,7 +159,7 @@ def ex3() -> dict:
     g0 = [-0.0076059, -0.0095073, -0.0126764, -0.0190147]
     return {
         "case": "ex3",
-        "source": "SCIENCE.md §8 EX3",
+        "source": "docs/science.md §8 EX3",
         "made_by": _made_by(),
         "prompt": [10, 11],
         "eos_note": "no EOS in the token lists; completions are used as given",
@@ -214,11 +214,11 @@ def ex3() -> dict:
 
 # --------------------------------------------------------------------------------------------------- EX4
 def ex4() -> dict:
-    # SCIENCE.md §8 EX4: all rewards equal.
+    # docs/science.md §8 EX4: all rewards equal.
     s_rows = [["1/3", "1/2"], ["1/3", "1/2"], ["1/3", "1"], ["1"]]
     return {
         "case": "ex4",
-        "source": "SCIENCE.md §8 EX4",
+        "source": "docs/science.md §8 EX4",
         "made_by": _made_by(),
         "prompt": [10, 11],
         "eos_note": "no EOS in the token lists; completions are used as given",
@@ -240,11 +240,11 @@ def ex4() -> dict:
 
 # --------------------------------------------------------------------------------------------------- EX5
 def ex5() -> dict:
-    # SCIENCE.md §8 EX5: EOS kept (eos ≠ pad, EOS id 99).
+    # docs/science.md §8 EX5: EOS kept (eos ≠ pad, EOS id 99).
     s_rows = [["1/3", "1/2", "1"], ["1/3", "1/2", "1", "1"], ["1/3", "1"], ["1", "1"]]
     return {
         "case": "ex5",
-        "source": "SCIENCE.md §8 EX5",
+        "source": "docs/science.md §8 EX5",
         "made_by": _made_by(),
         "prompt": [10],
         "eos_id": 99,
@@ -289,10 +289,10 @@ def _letters_node(name: str, members: list[int], **values) -> dict:
 
 
 def g6() -> dict:
-    # SCIENCE.md §4.2 (table and checks) and §6.7 (metrics).
+    # docs/science.md §4.2 (table and checks) and §6.7 (metrics).
     return {
         "case": "g6",
-        "source": "SCIENCE.md §4.2 G6 (worked example) and §6.7 (golden metrics)",
+        "source": "docs/science.md §4.2 G6 (worked example) and §6.7 (golden metrics)",
         "made_by": _made_by(),
         "prompt": None,
         "token_note": "one token per letter; token id = ord(letter)",
@@ -381,10 +381,10 @@ def g6() -> dict:
 
 
 def g6b() -> dict:
-    # SCIENCE.md §4.3: same strings, rewards read from Figure 1 of the ICML version.
+    # docs/science.md §4.3: same strings, rewards read from Figure 1 of the ICML version.
     return {
         "case": "g6b",
-        "source": "SCIENCE.md §4.3 G6b (Figure 1 of the ICML version)",
+        "source": "docs/science.md §4.3 G6b (Figure 1 of the ICML version)",
         "made_by": _made_by(),
         "prompt": None,
         "token_note": "one token per letter; token id = ord(letter)",
@@ -415,7 +415,7 @@ def g6b() -> dict:
 
 # ------------------------------------------------------------------------------------------- edge cases
 def edge_cases() -> dict:
-    # SCIENCE.md §8 "Edge cases (weights s over full sequences, no prompt)": the "required of prm_probe" column.
+    # docs/science.md §8 "Edge cases (weights s over full sequences, no prompt)": the "required of prm_probe" column.
     def case(inp, s_rows, authors_code, note=""):
         return {"input": inp, "required_s_listed": s_rows, "required_sizes": _sizes(s_rows),
                 "authors_code": authors_code, "note": note}
@@ -439,7 +439,7 @@ def edge_cases() -> dict:
     ]
     return {
         "case": "edge_cases",
-        "source": "SCIENCE.md §8 Edge cases; §8 Binary advantages; §1.2 binary σ",
+        "source": "docs/science.md §8 Edge cases; §8 Binary advantages; §1.2 binary σ",
         "made_by": _made_by(),
         "cases": cases,
         # §8 "Binary advantages (σ + 1e-4)": G → k correct → [a(correct), a(wrong)].

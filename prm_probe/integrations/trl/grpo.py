@@ -9,7 +9,7 @@ Install with ``pip install 'prm_probe[trl]'``. Use it where you would use ``GRPO
                                 train_dataset=dataset)
     trainer.train()
 
-What changes against ``GRPOTrainer`` (SCIENCE.md §5): after each generation batch the completion ids of all
+What changes against ``GRPOTrainer`` (docs/science.md §5): after each generation batch the completion ids of all
 processes are gathered, each group's token-prefix trie gives ``|λ(i, t)|``, and every token's per-token loss
 (clipped surrogate **and** ``β·KL``) is multiplied by ``1/|λ(i, t)|`` before TRL's aggregation, whose token-
 or sequence-count denominators stay as they are. ``process_set_weighting=False`` gives TRL's GRPO loss

@@ -2,7 +2,7 @@
 
 TRL adds ``β·KL`` to the per-token loss right before aggregating it, inside one private method, so no hook
 sits between the two (TRL 1.16, ``GRPOTrainer._compute_loss``). Folding the weight into (B, T) advantages
-would scale the surrogate but leave the KL unscaled, which is not λ-GRPO when β > 0 (SCIENCE.md §5.1–5.2).
+would scale the surrogate but leave the KL unscaled, which is not λ-GRPO when β > 0 (docs/science.md §5.1–5.2).
 This module therefore rebuilds the per-token objective of the loss types it supports from the same inputs,
 helpers and settings TRL uses, multiplies it by the weight **after** the KL term and **before** aggregation,
 and then aggregates exactly as TRL does for the configured ``loss_type``. With all weights 1 it equals TRL's
@@ -130,7 +130,7 @@ def aggregate_like_trl(trainer: Any, loss: torch.Tensor, mask: torch.Tensor, inp
     """Reduce a (B, T) per-token loss to the micro-batch loss with TRL's denominators for its ``loss_type``.
 
     The denominators are token or sequence counts, never the weights: λ-GRPO does not renormalise
-    (SCIENCE.md §5.1, §5.4).
+    (docs/science.md §5.1, §5.4).
     """
     accumulation = trainer.current_gradient_accumulation_steps if train else 1.0
     kind = trainer.loss_type

@@ -7,7 +7,7 @@ milliseconds; no process waits for another), and returns this process's rows of 
 appends the overlap statistics to TRL's metrics (``overlap/...``, logged like ``reward`` or ``kl``) and can
 write the batch as a canonical rollout log with token ids.
 
-Choices (SCIENCE.md §2.3–2.4): tries use completion ids only; a completion ends where TRL's completion
+Choices (docs/science.md §2.3–2.4): tries use completion ids only; a completion ends where TRL's completion
 mask ends (up to and including its first EOS). Loss masks do not change the trie: a completion whose mask
 TRL zeroes (``mask_truncated_completions``) keeps its sampled ids, recovered as the ids before the trailing
 padding. Rewards are TRL's ``Σ_f w_f·r_f`` over reward functions (NaN where every function returned None).

@@ -4,7 +4,7 @@ A :class:`Task` makes deterministic, disjoint train/validation :class:`Problem` 
 turns a problem into prompt token ids, and scores a completion into a :class:`Score` (a finite scalar reward
 plus named components, logged as ``reward_<name>``). :func:`get_task` resolves:
 
-* built-ins ``toy-tree`` (SCIENCE.md §7.1), ``arithmetic`` and ``countdown`` (generated in code, offline);
+* built-ins ``toy-tree`` (docs/science.md §7.1), ``arithmetic`` and ``countdown`` (generated in code, offline);
 * ``reasoning-gym:<name>`` (needs ``reasoning-gym``) and ``jsonl:<path>`` (problem/answer rows, graded by
   math-verify on the last ``\\boxed{}``, or by an exact string match);
 * ``pkg.module:ClassName``: any :class:`Task` subclass, built with ``seed``, ``options``, ``train_size``,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
+from prm_probe.core.files import read_jsonl_strict
 from prm_probe.errors import ConfigError, UnknownNameError, close_matches
 from prm_probe.training.tasks.answers import _mv_timeout, _normalise, last_boxed
 from prm_probe.training.tasks.base import _INSTALL, BOXED_INSTRUCTION, Problem, Score, Task
@@ -97,16 +97,9 @@ class JsonlTask(Task):
             raise ConfigError(f"jsonl task file {self.path!r} does not exist; expected a JSONL file of problems; "
                               "fix the path after 'jsonl:'")
         self._rows: list[tuple[str, str, str]] = []
-        for line_no, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{self.path} line {line_no} is not valid JSON ({exc.msg}); expected one JSON "
-                                  "object per line; fix that line") from None
+        for line_no, row in read_jsonl_strict(file, ConfigError):
             for key in [o["problem_field"], o["answer_field"]] + ([o["id_field"]] if o["id_field"] else []):
-                if not isinstance(row, dict) or key not in row:
+                if key not in row:
                     raise ConfigError(f"{self.path} line {line_no} has no field {key!r}; expected it in every row; "
                                       "fix the file or the [task.options] *_field names")
             rid = str(row[o["id_field"]]) if o["id_field"] else str(line_no)

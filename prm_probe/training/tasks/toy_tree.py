@@ -11,7 +11,7 @@ from prm_probe.training.tasks.base import Problem, Score, Task
 
 
 class ToyTree(Task):
-    """The depth-d binary tree of SCIENCE.md §7.1: one BOS-only prompt, d forced L/R actions.
+    """The depth-d binary tree of docs/science.md §7.1: one BOS-only prompt, d forced L/R actions.
 
     The target path T is drawn uniformly from the seed (attribute ``target``). Rewards: 1.0 for T, ``r_neg`` for
     any other path sharing T's first ``n`` actions (the trap), ``r_other`` otherwise. Option ``reward="prefix"``

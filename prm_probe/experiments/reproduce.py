@@ -104,7 +104,7 @@ def _fmt(column: str, x: object) -> str:
         return str(x)
     if x != x:
         return "nan"
-    if column in ("n", "seeds") or column.endswith("_converged"):
+    if column in ("n", "seed", "seeds") or column.endswith("_converged"):
         return str(int(x))
     if column in ("r_neg", "lr"):
         return f"{float(x):g}"

@@ -321,6 +321,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prm_quality(args: argparse.Namespace) -> int:
+    from prm_probe.experiments.prm_quality import prm_quality, prm_quality_summary
+
+    bar = None
+    if _progress(args):
+        from tqdm.auto import tqdm
+
+        def bar(batches):
+            return tqdm(batches, desc="prm-quality", unit="batch")
+    nodes = prm_quality(args.checkpoint, args.log, rollouts=args.rollouts, max_nodes=args.max_nodes, step=args.step,
+                        seed=args.seed, device=args.device, out=args.output, progress=bar)
+    truth = "exact_value" if nodes["exact_value"].notna().all() and len(nodes) else "mc_value"
+    summary = prm_quality_summary(nodes, value=truth)
+    print(f"{len(nodes)} shared nodes, K = {args.rollouts} continuations each; truth: {truth}")
+    print(summary["overall"].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print("\nby |λ|:")
+    print(summary["by_size"].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print("\nby depth:")
+    print(summary["by_depth"].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    if args.output:
+        print(f"\nwrote {len(nodes)} rows to {args.output}")
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from prm_probe.training.collect import sample_log
     from prm_probe.training.config import parse_value
@@ -456,6 +480,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("-o", "--output", default="samples.parquet", help="rollout log to write (default samples.parquet)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("prm-quality", parents=[common],
+                       help="R̂ of each shared node against a Monte-Carlo estimate of its prefix's true value")
+    p.add_argument("checkpoint", help="model folder, run folder (newest checkpoint), or built-in model name")
+    p.add_argument("log", help="a rollout log sampled from that checkpoint (needs prompt_ids)")
+    p.add_argument("--rollouts", type=int, default=16, help="K, continuations sampled per node (default 16)")
+    p.add_argument("--max-nodes", type=int, default=200, help="at most this many nodes, a seeded subset (default 200)")
+    p.add_argument("--step", type=int, help="the log's step to analyse (default: its first)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("-o", "--output", metavar="FILE", help="one row per node (.csv or .parquet); reruns resume")
+    p.set_defaults(func=cmd_prm_quality)
 
     p = sub.add_parser("compare", parents=[common], help="compare GRPO and λ-GRPO runs: curves, peaks and tests")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders of `prm-probe train` (globs allowed)")

@@ -1,0 +1,303 @@
+"""How good is GRPO's implicit PRM? Each shared node's implied step reward R̂(λ) against a Monte-Carlo estimate
+of the true value V(prefix) of its prefix (docs/science.md §3.1).
+
+For the shared nodes (|λ| > 1) of a log's groups, :func:`prm_quality` samples ``rollouts`` fresh continuations
+of prompt + prefix from a checkpoint with the log's sampling settings, scores them with the log's task, and
+reports one row per node; where the task enumerates its completions (the toy tree) it also gives the exact
+value below the prefix under the checkpoint's policy. :func:`prm_quality_summary` answers the question: bias
+and RMSE of R̂ against V by |λ| and depth, correlations, and the share of nodes where R̂ and V disagree in sign
+relative to the group mean (the nodes GRPO pushes the wrong way).
+
+The output is written after every batch of nodes (atomically), and a rerun with the same output skips the
+nodes already there, so a killed run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prm_probe.errors import ConfigError
+
+__all__ = ["NODE_COLUMNS", "prm_quality", "prm_quality_summary"]
+
+logger = logging.getLogger(__name__)
+
+#: One row per node.
+NODE_COLUMNS = ("run_id", "step", "group", "node", "size", "depth", "start", "end", "step_reward", "group_mean",
+                "group_std", "mc_value", "mc_stderr", "K", "exact_value")
+
+
+def _settings(meta: dict[str, str]) -> dict[str, Any]:
+    """Task and sampling settings from a log's metadata (a trainer run's config or `prm-probe sample`'s)."""
+    raw = meta.get("config")
+    try:
+        cfg = json.loads(raw) if raw else None
+    except ValueError:
+        cfg = None
+    if isinstance(cfg, dict) and isinstance(cfg.get("sampling"), dict) and isinstance(cfg.get("task"), dict):
+        t, s = cfg["task"], cfg["sampling"]
+        return {"task": t["name"], "options": t.get("options") or {}, "seed": int(cfg.get("seed", 0)),
+                "train_size": int(t.get("train_size", 2000)), "val_size": int(t.get("val_size", 64)),
+                "temperature": float(s.get("temperature", 1.0)), "top_p": float(s.get("top_p", 1.0)),
+                "top_k": int(s.get("top_k", 0)), "max_new_tokens": int(s.get("max_new_tokens", 64)),
+                "chat_template": bool(s.get("chat_template", True))}
+    if isinstance(cfg, dict) and "groups" in cfg and isinstance(cfg.get("task"), str):
+        n = max(int(cfg["groups"]), 1)
+        return {"task": cfg["task"], "options": cfg.get("task_options") or {}, "seed": int(cfg.get("seed", 0)),
+                "train_size": n, "val_size": n, "temperature": float(cfg.get("temperature", 1.0)),
+                "top_p": float(cfg.get("top_p", 1.0)), "top_k": int(cfg.get("top_k", 0)),
+                "max_new_tokens": int(cfg.get("max_new_tokens", 128)),
+                "chat_template": bool(cfg.get("chat_template", True))}
+    raise ConfigError("the log's metadata has no task and sampling settings (key 'config'); expected a log written "
+                      "by `prm-probe train` or `prm-probe sample`; sample one with `prm-probe sample CHECKPOINT "
+                      "--task TASK`")
+
+
+def _check_tokenizer(meta: dict[str, str], tokenizer) -> None:
+    for key in ("eos_token_id", "pad_token_id"):
+        logged = meta.get(key)
+        mine = getattr(tokenizer, key, None)
+        if logged not in (None, "", "None") and mine is not None and int(logged) != int(mine):
+            raise ConfigError(f"the checkpoint's tokenizer has {key} {mine} but the log was written with {logged}; "
+                              "expected the tokenizer the log was sampled with; pass the matching checkpoint")
+
+
+def _shared_nodes(table, step: int | None) -> tuple[int, list[dict[str, Any]]]:
+    """The nodes with |λ| > 1 of one step's groups (default: the log's first step), with their prefixes."""
+    from prm_probe.core.prm import group_moments
+    from prm_probe.core.rollouts import pack_groups
+    from prm_probe.core.trie import process_sets
+
+    steps = np.asarray(table.column("step").to_numpy(zero_copy_only=False))
+    if len(steps) == 0:
+        raise ConfigError("the log has no rows; expected sampled groups; check the log")
+    chosen = int(steps.min()) if step is None else int(step)
+    if not (steps == chosen).any():
+        raise ConfigError(f"the log has no step {chosen}; expected one of {sorted(set(steps.tolist()))[:10]}; "
+                          "fix --step")
+    part = table.filter(steps == chosen)
+    grouped = pack_groups(part)
+    packed = grouped.packed
+    ps = process_sets(packed)
+    mean, std, _ = group_moments(grouped.reward, packed.group_offsets)
+    keys = grouped.group_keys
+    members = ps.node_members()
+    prompts = grouped.table.column("prompt_ids").to_pylist()  # rows in packing order
+    nodes = []
+    for node in range(ps.n_nodes):
+        size = int(ps.node_size[node])
+        if size < 2 or ps.node_end[node] <= ps.node_start[node]:
+            continue
+        g = int(ps.node_group[node])
+        c0 = int(packed.group_offsets[g])
+        first = c0 + int(members[node][0])  # a member completion (samples are 0..G-1 in packing order)
+        t0 = int(packed.offsets[first])
+        end = int(ps.node_end[node])
+        reward = grouped.reward[c0 + members[node]]
+        nodes.append({"run_id": str(keys["run_id"][g]), "step": int(keys["step"][g]), "group": int(keys["group"][g]),
+                      "node": node - int(ps.group_node_offsets[g]), "size": size, "depth": int(ps.node_depth[node]),
+                      "start": int(ps.node_start[node]), "end": end, "step_reward": float(np.mean(reward)),
+                      "group_mean": float(mean[g]), "group_std": float(std[g]),
+                      "prompt_id": str(keys["prompt_id"][g]), "prompt_ids": list(prompts[first]),
+                      "prefix": packed.tokens[t0:t0 + end].astype(int).tolist()})
+    return chosen, nodes
+
+
+def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollouts: int = 16,
+                max_nodes: int = 200, step: int | None = None, seed: int = 0, device: str = "auto",
+                out: str | os.PathLike | None = None, batch_nodes: int = 8,
+                progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> pd.DataFrame:
+    """R̂(λ) of each shared node of one step of ``log`` beside a Monte-Carlo estimate of V(prefix).
+
+    Args:
+        checkpoint: a model folder, a run folder (its newest checkpoint) or a built-in model name, as for
+            ``prm-probe sample``; the log should have been sampled from it (a warning says when the log's model
+            differs; the comparison is still made).
+        log: a rollout log with ``prompt_ids`` and its sampling settings in the metadata.
+        rollouts: K, continuations sampled per node.
+        max_nodes: at most this many nodes (a seeded random subset when there are more).
+        step: the log's step to analyse (default: its first).
+        seed: fixes the node subset and the sampling.
+        out: a ``.csv`` or ``.parquet`` file written after every ``batch_nodes`` nodes; a rerun skips the nodes
+            already in it.
+        progress: a wrapper of the node-batch iterator that shows progress (e.g. ``tqdm``).
+
+    Returns:
+        One row per node with the columns of :data:`NODE_COLUMNS` (``exact_value`` NaN where the task does not
+        enumerate its completions).
+
+    Raises:
+        ConfigError: a log without prompt ids or settings, a tokenizer that does not match the log, a task that
+            cannot score, or a bad step.
+    """
+    import torch
+
+    from prm_probe.core.rollouts import read_metadata, read_rollouts
+    from prm_probe.core.runs import is_run_dir, latest_checkpoint
+    from prm_probe.errors import CheckpointError
+    from prm_probe.training.collect import score_completion
+    from prm_probe.training.models import completion_end_token_ids, load_policy, pick_device
+    from prm_probe.training.sampling import sample_completions
+    from prm_probe.training.tasks import get_task
+
+    if rollouts < 2:
+        raise ConfigError(f"--rollouts {rollouts}; expected K >= 2 (the standard error needs two); raise it")
+    meta = read_metadata(log)
+    table = read_rollouts(log)
+    if "prompt_ids" not in table.column_names or table.column("prompt_ids").null_count:
+        raise ConfigError(f"log '{log}' has no prompt_ids; expected the prompt token ids to continue from; "
+                          "sample the log with `prm-probe sample` or `prm-probe train`")
+    s = _settings(meta)
+    task = get_task(s["task"], seed=s["seed"], options=s["options"], train_size=s["train_size"],
+                    val_size=s["val_size"])
+    source = str(checkpoint)
+    if is_run_dir(source):
+        ckpt = latest_checkpoint(source)
+        if ckpt is None:
+            raise CheckpointError(f"run '{source}' has no complete checkpoint; expected checkpoints/step-*/; "
+                                  "train longer or point at a model folder")
+        source = str(ckpt / "model")
+    if meta.get("model") and meta["model"] not in (str(checkpoint), source):
+        logger.warning("the log was sampled from %r, not from %r: V is the value under the given checkpoint",
+                       meta["model"], str(checkpoint))
+    dev = pick_device(device)
+    policy, tokenizer = load_policy(source, seed=seed, task=task)
+    policy.to(dev).eval()
+    _check_tokenizer(meta, tokenizer)
+    problems = {p.id: p for split in ("train", "validation") for p in task.problems(split)}
+    _step, nodes = _shared_nodes(table, step)
+    missing = {n["prompt_id"] for n in nodes} - set(problems)
+    if missing:
+        raise ConfigError(f"prompt ids {sorted(missing)[:3]} of the log are not problems of task {s['task']!r} "
+                          "with the log's settings; expected a log of this task; check the log")
+    rng = np.random.default_rng(seed)
+    if len(nodes) > max_nodes:
+        keep = np.sort(rng.choice(len(nodes), size=max_nodes, replace=False))
+        nodes = [nodes[i] for i in keep]
+    done = _read_done(out)
+    todo = [n for n in nodes if (n["run_id"], n["step"], n["group"], n["node"]) not in done]
+    enumerable = task.enumerate_completions(tokenizer)
+    end_ids = completion_end_token_ids(tokenizer)
+    allowed = task.allowed_token_ids(tokenizer)
+    rows = list(done.values())
+    batches = [todo[i:i + batch_nodes] for i in range(0, len(todo), batch_nodes)]
+    for batch in (progress(batches) if progress is not None else batches):
+        for n in batch:
+            problem = problems[n["prompt_id"]]
+            gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + n["group"] * 4099 + n["node"])
+            values = _mc_values(policy, tokenizer, task, problem, n, rollouts, s, gen, end_ids, allowed,
+                                score_completion, sample_completions)
+            exact = (_exact_value(policy, tokenizer, task, problem, n, enumerable, s, dev, score_completion)
+                     if enumerable is not None else float("nan"))
+            rows.append({**{k: n[k] for k in NODE_COLUMNS if k in n}, "mc_value": float(values.mean()),
+                         "mc_stderr": float(values.std(ddof=1) / np.sqrt(len(values))), "K": len(values),
+                         "exact_value": exact})
+        if out is not None:
+            _write(pd.DataFrame(rows, columns=list(NODE_COLUMNS)), out)
+    frame = pd.DataFrame(rows, columns=list(NODE_COLUMNS))
+    return frame.sort_values(["run_id", "step", "group", "node"]).reset_index(drop=True)
+
+
+def _mc_values(policy, tokenizer, task, problem, node, k, s, gen, end_ids, allowed, score, sample) -> np.ndarray:
+    prefix = node["prefix"]
+    remaining = s["max_new_tokens"] - len(prefix)
+    exact_new = task.exact_new_tokens - len(prefix) if task.exact_new_tokens is not None else None
+    if (prefix and prefix[-1] in end_ids) or remaining <= 0 or exact_new == 0:  # nothing left to sample
+        text = tokenizer.decode(prefix, skip_special_tokens=True)
+        return np.full(k, float(score(task, problem, text, prefix).reward))
+    out = sample(policy, [node["prompt_ids"] + prefix], k, max_new_tokens=remaining, end_ids=end_ids,
+                 pad_id=int(tokenizer.pad_token_id), generator=gen, temperature=s["temperature"], top_k=s["top_k"],
+                 top_p=s["top_p"], allowed_token_ids=allowed, exact_new_tokens=exact_new)
+    full = [prefix + list(c) for c in out.completion_ids]
+    texts = tokenizer.batch_decode(full, skip_special_tokens=True)
+    return np.array([float(score(task, problem, t, ids).reward) for t, ids in zip(texts, full, strict=True)])
+
+
+def _exact_value(policy, tokenizer, task, problem, node, enumerable, s, device, score) -> float:
+    """Σ over the enumerable completions through the prefix of π(continuation | prefix)·r, under the policy."""
+    from prm_probe.training.distribution import PolicyDistribution
+    from prm_probe.training.trainer import completion_logps
+
+    prefix = node["prefix"]
+    through = [(ids, text) for ids, text in enumerable if list(ids[:len(prefix)]) == prefix]
+    if not through:
+        return float("nan")
+    allowed = task.allowed_token_ids(tokenizer)
+    dist = PolicyDistribution(temperature=s["temperature"], allowed=tuple(int(a) for a in allowed) if allowed
+                              else None)
+    import torch
+
+    with torch.no_grad():
+        logp, _mask, _ = completion_logps(policy, [node["prompt_ids"]] * len(through), [ids for ids, _ in through],
+                                          int(tokenizer.pad_token_id), device, dist=dist)
+    cont = logp[:, len(prefix):].double().sum(dim=1).exp().cpu().numpy()
+    reward = np.array([score(task, problem, text, ids).reward for ids, text in through])
+    return float(cont @ reward / cont.sum())
+
+
+def _read_done(out) -> dict[tuple, dict]:
+    if out is None or not Path(out).exists():
+        return {}
+    frame = pd.read_parquet(out) if str(out).endswith(".parquet") else pd.read_csv(out)
+    return {(str(r["run_id"]), int(r["step"]), int(r["group"]), int(r["node"])): r for r in frame.to_dict("records")}
+
+
+def _write(frame: pd.DataFrame, out) -> None:
+    from prm_probe.core.files import atomic_path
+
+    suffix = Path(out).suffix
+    if suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"output '{out}' has suffix '{suffix}'; expected .csv or .parquet; rename the output")
+    with atomic_path(out) as tmp:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+
+
+def prm_quality_summary(nodes: pd.DataFrame, value: str = "mc_value") -> dict[str, pd.DataFrame | float]:
+    """How well R̂ tracks V: overall and by |λ| and depth.
+
+    Args:
+        nodes: rows of :func:`prm_quality`.
+        value: the column taken as the truth (``mc_value``, or ``exact_value`` where known).
+
+    Returns:
+        ``overall`` (one-row frame: nodes, bias = mean(R̂ − V), RMSE, Pearson and Spearman correlation,
+        ``wrong_sign_share``: nodes where R̂ − r̄ and V − r̄ have opposite signs, i.e. GRPO pushes the prefix the
+        wrong way, ``grpo_weight_corr`` and ``lambda_weight_corr``: correlation of GRPO's per-node push
+        |λ|·(R̂ − r̄) and λ-GRPO's (R̂ − r̄) with the true-value push |λ|·(V − r̄) and (V − r̄)), ``by_size``
+        and ``by_depth`` (bias, RMSE, nodes per group of rows).
+    """
+    from scipy import stats as st
+
+    d = nodes.dropna(subset=[value]).copy()
+    d["error"] = d["step_reward"] - d[value]
+    dr, dv = d["step_reward"] - d["group_mean"], d[value] - d["group_mean"]
+    wrong = (np.sign(dr) * np.sign(dv) < 0)
+
+    def corr(a, b, f) -> float:
+        return float(f(a, b)[0]) if len(a) > 2 and np.std(a) > 0 and np.std(b) > 0 else float("nan")
+
+    overall = pd.DataFrame([{
+        "nodes": len(d), "bias": float(d["error"].mean()), "rmse": float(np.sqrt((d["error"] ** 2).mean())),
+        "pearson": corr(d["step_reward"], d[value], st.pearsonr),
+        "spearman": corr(d["step_reward"], d[value], st.spearmanr),
+        "wrong_sign_share": float(wrong.mean()) if len(d) else float("nan"),
+        "grpo_weight_corr": corr(d["size"] * dr, d["size"] * dv, st.pearsonr),
+        "lambda_weight_corr": corr(dr, dv, st.pearsonr)}])
+
+    def by(col: str) -> pd.DataFrame:
+        g = d.groupby(col)["error"]
+        return pd.DataFrame({"nodes": g.size(), "bias": g.mean(), "rmse": g.apply(lambda e: np.sqrt((e ** 2).mean())),
+                             "wrong_sign_share": wrong.groupby(d[col]).mean()}).reset_index()
+
+    return {"overall": overall, "by_size": by("size"), "by_depth": by("depth")}

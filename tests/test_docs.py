@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: Background notes some contributors have beside the checkout; no file of the project may name them.
 OUTSIDE = re.compile(r"\b(SCIENCE|DESIGN|PEERS|ENVIRONMENT)\.md\b|shared/docs")
-TEXT = {".py", ".md", ".toml", ".ipynb", ".txt", ".sh", ".cfg", ".yaml", ".yml"}
+TEXT = {".py", ".md", ".toml", ".ipynb", ".txt", ".sh", ".cfg", ".yaml", ".yml", ".json"}
 
 
 def _tracked() -> list[Path]:

@@ -108,3 +108,17 @@ def test_cli_writes_the_node_table(tabular_log, tmp_path, capsys):
     assert "truth: exact_value" in capsys.readouterr().out
     frame = pq.read_table(out).to_pandas()
     assert len(frame) == 5 and {"step_reward", "mc_value", "mc_stderr", "K", "exact_value"} <= set(frame.columns)
+
+
+def test_a_model_folder_is_not_a_run_folder(tmp_path):
+    """A Hugging Face model folder has a config.json too; `sample` and `prm-quality` must take it as a model."""
+    from prm_probe.core.runs import RunFolder, is_run_dir
+    from prm_probe.training.models import char_tokenizer, tiny_model
+
+    model = tmp_path / "model"
+    tiny_model("tiny", len(char_tokenizer()), seed=0).save_pretrained(model)
+    assert (model / "config.json").is_file() and not is_run_dir(model)
+    run = RunFolder(tmp_path / "run")
+    run.rollouts.mkdir(parents=True)
+    run.config.write_text("{}")
+    assert is_run_dir(run.path)

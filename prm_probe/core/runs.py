@@ -98,8 +98,10 @@ class RunFolder:
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:
-    """True when ``path`` looks like a prm_probe run folder (it has ``config.json``)."""
-    return RunFolder(path).config.is_file()
+    """True when ``path`` is a prm_probe run folder: ``config.json`` beside ``metrics.jsonl``, ``rollouts/`` or
+    ``checkpoints/`` (a Hugging Face model folder also has a ``config.json``, and none of the others)."""
+    f = RunFolder(path)
+    return f.config.is_file() and (f.metrics.is_file() or f.rollouts.is_dir() or f.checkpoints.is_dir())
 
 
 def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:

@@ -69,7 +69,7 @@ def test_smollm2_trains_one_lambda_grpo_step_on_trl(smol_cache, tmp_path):
     assert main(["trl-train", "-q", "--model", "smollm2-135m", "--task", "arithmetic", "--out", str(out),
                  "--steps", "1",
                  "--num-generations", "4", "--per-device-batch", "4", "--max-completion-length", "16",
-                 "--beta", "0.04", "--set", "save_strategy=\"no\"", "--set", "disable_tqdm=true"]) == 0
+                 "--beta", "0.04", "--set", "save_strategy=no", "--set", "disable_tqdm=true"]) == 0
     assert validate_log(out / "rollouts").ok
     stats = overlap_stats(out / "rollouts")
     assert int(stats.steps["groups"].iloc[0]) == 1

@@ -33,7 +33,8 @@ from prm_probe.core.files import read_jsonl_lines
 from prm_probe.errors import CheckpointError
 
 __all__ = ["MATCHED_SETTINGS", "Labels", "Run", "RunFolder", "algorithm_label", "checkpoint_dirs",
-           "config_differences", "is_run_dir", "latest_checkpoint", "load_run", "part_name", "part_step"]
+           "config_differences", "is_run_dir", "latest_checkpoint", "load_run", "model_source", "part_name",
+           "part_step"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,22 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint of a run, or None."""
     dirs = checkpoint_dirs(run_dir)
     return dirs[-1] if dirs else None
+
+
+def model_source(path: str | os.PathLike) -> str:
+    """What a ``CHECKPOINT`` argument names: a run folder means the model of its newest complete checkpoint;
+    anything else (a model folder, a built-in name) is returned as given.
+
+    Raises:
+        CheckpointError: a run folder without a complete checkpoint.
+    """
+    if not is_run_dir(path):
+        return str(path)
+    ckpt = latest_checkpoint(path)
+    if ckpt is None:
+        raise CheckpointError(f"run '{path}' has no complete checkpoint; expected checkpoints/step-*/; "
+                              "train longer or point at a model folder")
+    return str(ckpt / "model")
 
 
 def _setting(config: Mapping[str, Any], dotted: str) -> Any:

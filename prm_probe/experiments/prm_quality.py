@@ -141,8 +141,7 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
     import torch
 
     from prm_probe.core.rollouts import read_metadata, read_rollouts
-    from prm_probe.core.runs import is_run_dir, latest_checkpoint
-    from prm_probe.errors import CheckpointError
+    from prm_probe.core.runs import model_source
     from prm_probe.training.collect import score_completion
     from prm_probe.training.models import completion_end_token_ids, load_policy, pick_device
     from prm_probe.training.sampling import sample_completions
@@ -158,13 +157,7 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
     s = _settings(meta)
     task = get_task(s["task"], seed=s["seed"], options=s["options"], train_size=s["train_size"],
                     val_size=s["val_size"])
-    source = str(checkpoint)
-    if is_run_dir(source):
-        ckpt = latest_checkpoint(source)
-        if ckpt is None:
-            raise CheckpointError(f"run '{source}' has no complete checkpoint; expected checkpoints/step-*/; "
-                                  "train longer or point at a model folder")
-        source = str(ckpt / "model")
+    source = model_source(checkpoint)
     if meta.get("model") and meta["model"] not in (str(checkpoint), source):
         logger.warning("the log was sampled from %r, not from %r: V is the value under the given checkpoint",
                        meta["model"], str(checkpoint))

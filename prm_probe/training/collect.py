@@ -151,18 +151,12 @@ def sample_log(model: str, task_name: str, out, *, groups: int, group_size: int,
     import torch
 
     from prm_probe.core.rollouts import RolloutWriter, log_metadata
+    from prm_probe.core.runs import model_source
     from prm_probe.errors import CheckpointError
-    from prm_probe.training.checkpoint import is_run_dir, latest_checkpoint
     from prm_probe.training.models import load_policy, pick_device
     from prm_probe.training.tasks import get_task
 
-    source = model
-    if is_run_dir(model):
-        ckpt = latest_checkpoint(model)
-        if ckpt is None:
-            raise CheckpointError(f"run '{model}' has no complete checkpoint; expected checkpoints/step-*/; "
-                                  "train longer or point at a model folder")
-        source = str(ckpt / "model")
+    source = model_source(model)
     dev = pick_device(device)
     task = get_task(task_name, seed=seed, options=task_options or {}, train_size=max(groups, 1),
                     val_size=max(groups, 1))

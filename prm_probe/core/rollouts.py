@@ -466,9 +466,11 @@ class RolloutWriter:
     def __exit__(self, *exc: Any) -> bool:
         if self._writer is not None:
             self._writer.close()
-        elif exc[0] is None:
-            raise SchemaError(f"no rows were written to '{self.path}'; expected at least one table; check the "
-                              "producer")
+        elif exc[0] is None:  # nothing written: fail through the atomic context, so no temporary file stays
+            error = SchemaError(f"no rows were written to '{self.path}'; expected at least one table; check the "
+                                "producer")
+            self._atomic.__exit__(SchemaError, error, None)
+            raise error
         return bool(self._atomic.__exit__(*exc))
 
 

@@ -70,7 +70,7 @@ def _check_tokenizer(meta: dict[str, str], tokenizer) -> None:
                               "expected the tokenizer the log was sampled with; pass the matching checkpoint")
 
 
-def _shared_nodes(table, step: int | None) -> tuple[int, list[dict[str, Any]]]:
+def _shared_nodes(table, step: int | None) -> list[dict[str, Any]]:
     """The nodes with |λ| > 1 of one step's groups (default: the log's first step), with their prefixes."""
     from prm_probe.core.prm import group_moments
     from prm_probe.core.rollouts import pack_groups
@@ -108,7 +108,7 @@ def _shared_nodes(table, step: int | None) -> tuple[int, list[dict[str, Any]]]:
                       "group_mean": float(mean[g]), "group_std": float(std[g]),
                       "prompt_id": str(keys["prompt_id"][g]), "prompt_ids": list(prompts[first]),
                       "prefix": packed.tokens[t0:t0 + end].astype(int).tolist()})
-    return chosen, nodes
+    return nodes
 
 
 def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollouts: int = 16,
@@ -166,7 +166,7 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
     policy.to(dev).eval()
     _check_tokenizer(meta, tokenizer)
     problems = {p.id: p for split in ("train", "validation") for p in task.problems(split)}
-    _step, nodes = _shared_nodes(table, step)
+    nodes = _shared_nodes(table, step)
     missing = {n["prompt_id"] for n in nodes} - set(problems)
     if missing:
         raise ConfigError(f"prompt ids {sorted(missing)[:3]} of the log are not problems of task {s['task']!r} "
@@ -177,9 +177,13 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
         nodes = [nodes[i] for i in keep]
     done = _read_done(out)
     todo = [n for n in nodes if (n["run_id"], n["step"], n["group"], n["node"]) not in done]
+    from prm_probe.training.distribution import PolicyDistribution
+
     enumerable = task.enumerate_completions(tokenizer)
     end_ids = completion_end_token_ids(tokenizer)
     allowed = task.allowed_token_ids(tokenizer)
+    dist = PolicyDistribution(temperature=s["temperature"],
+                              allowed=tuple(int(a) for a in allowed) if allowed is not None else None)
     rows = list(done.values())
     batches = [todo[i:i + batch_nodes] for i in range(0, len(todo), batch_nodes)]
     for batch in (progress(batches) if progress is not None else batches):
@@ -188,7 +192,7 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
             gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + n["group"] * 4099 + n["node"])
             values = _mc_values(policy, tokenizer, task, problem, n, rollouts, s, gen, end_ids, allowed,
                                 score_completion, sample_completions)
-            exact = (_exact_value(policy, tokenizer, task, problem, n, enumerable, s, dev, score_completion)
+            exact = (_exact_value(policy, tokenizer, task, problem, n, enumerable, dist, dev, score_completion)
                      if enumerable is not None else float("nan"))
             rows.append({**{k: n[k] for k in NODE_COLUMNS if k in n}, "mc_value": float(values.mean()),
                          "mc_stderr": float(values.std(ddof=1) / np.sqrt(len(values))), "K": len(values),
@@ -214,18 +218,15 @@ def _mc_values(policy, tokenizer, task, problem, node, k, s, gen, end_ids, allow
     return np.array([float(score(task, problem, t, ids).reward) for t, ids in zip(texts, full, strict=True)])
 
 
-def _exact_value(policy, tokenizer, task, problem, node, enumerable, s, device, score) -> float:
-    """Σ over the enumerable completions through the prefix of π(continuation | prefix)·r, under the policy."""
-    from prm_probe.training.distribution import PolicyDistribution
+def _exact_value(policy, tokenizer, task, problem, node, enumerable, dist, device, score) -> float:
+    """Σ over the enumerable completions through the prefix of π(continuation | prefix)·r, under the policy
+    distribution ``dist`` (the sampler's temperature and allowed tokens)."""
     from prm_probe.training.trainer import completion_logps
 
     prefix = node["prefix"]
     through = [(ids, text) for ids, text in enumerable if list(ids[:len(prefix)]) == prefix]
     if not through:
         return float("nan")
-    allowed = task.allowed_token_ids(tokenizer)
-    dist = PolicyDistribution(temperature=s["temperature"], allowed=tuple(int(a) for a in allowed) if allowed
-                              else None)
     import torch
 
     with torch.no_grad():

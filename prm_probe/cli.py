@@ -322,8 +322,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_prm_quality(args: argparse.Namespace) -> int:
-    from prm_probe.experiments.prm_quality import prm_quality, prm_quality_summary
+    from prm_probe.experiments.prm_quality import (
+        check_table_path,
+        prm_quality,
+        prm_quality_summary,
+        prm_quality_token_summary,
+        prm_quality_tokens,
+        write_table,
+    )
 
+    for path in (args.output, args.tokens):
+        if path:
+            check_table_path(path)
     bar = None
     if _progress(args):
         from tqdm.auto import tqdm
@@ -342,6 +352,19 @@ def cmd_prm_quality(args: argparse.Namespace) -> int:
     print(summary["by_depth"].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if args.output:
         print(f"\nwrote {len(nodes)} rows to {args.output}")
+    if args.tokens:
+        tokens = prm_quality_tokens(nodes, args.log, value=truth)
+        write_table(tokens, args.tokens)
+        print(f"\nper token, against the advantage from V with the same group baseline ({len(tokens)} tokens):")
+        print(prm_quality_token_summary(tokens).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        print(f"wrote {len(tokens)} rows to {args.tokens}")
+    if args.figure:
+        from prm_probe.views.plots import plot_prm_quality, save_figure, theme
+
+        with theme():
+            fig = plot_prm_quality(nodes, summary["by_size"], value=truth)
+            written = save_figure(fig, args.figure)
+        print(f"wrote {', '.join(map(str, written))}")
     return 0
 
 
@@ -491,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("-o", "--output", metavar="FILE", help="one row per node (.csv or .parquet); reruns resume")
+    p.add_argument("--tokens", metavar="FILE",
+                   help="also write the per-token view (.csv or .parquet): A(i,t) beside the advantage from V")
+    p.add_argument("--figure", metavar="FILE", help="also draw R̂ against V and the error by |λ| (FILE.png and .pdf)")
     p.set_defaults(func=cmd_prm_quality)
 
     p = sub.add_parser("compare", parents=[common], help="compare GRPO and λ-GRPO runs: curves, peaks and tests")

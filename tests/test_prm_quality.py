@@ -10,7 +10,12 @@ import pytest
 
 from prm_probe.cli import main
 from prm_probe.errors import ConfigError
-from prm_probe.experiments.prm_quality import prm_quality, prm_quality_summary
+from prm_probe.experiments.prm_quality import (
+    prm_quality,
+    prm_quality_summary,
+    prm_quality_token_summary,
+    prm_quality_tokens,
+)
 
 OPTIONS = {"n": 1, "r_neg": -1.0}
 
@@ -74,6 +79,9 @@ def test_summary_by_hand():
     assert o["rmse"] == pytest.approx(np.sqrt(np.mean([0.01, 0.04, 0.49, 0.0])))
     assert o["wrong_sign_share"] == pytest.approx(0.25)  # node 3: R̂ below the mean, V above it
     assert list(s["by_size"]["nodes"]) == [2, 1, 1]
+    assert o["rmse_corrected"] == pytest.approx(o["rmse"])  # no mc_stderr column: nothing to take out
+    noisy = prm_quality_summary(nodes.assign(mc_stderr=[0.1, 0.1, 0.1, 0.1]))["overall"].iloc[0]
+    assert noisy["rmse_corrected"] == pytest.approx(np.sqrt(np.mean([0.01, 0.04, 0.49, 0.0]) - 0.01))
 
 
 def _rewrite(src, dst, drop=(), meta=None):
@@ -101,13 +109,79 @@ def test_bad_inputs_are_one_line_errors(tabular_log, tmp_path, capsys):
         assert len(err) == 1 and "expected" in err[0]
 
 
-def test_cli_writes_the_node_table(tabular_log, tmp_path, capsys):
-    out = tmp_path / "nodes.parquet"
+def test_cli_writes_the_node_table_the_token_view_and_the_figure(tabular_log, tmp_path, capsys):
+    out, tokens, figure = tmp_path / "nodes.parquet", tmp_path / "tokens.csv", tmp_path / "fig"
     assert main(["prm-quality", "tabular", str(tabular_log), "--rollouts", "4", "--max-nodes", "5", "-o", str(out),
-                 "-q"]) == 0
-    assert "truth: exact_value" in capsys.readouterr().out
+                 "--tokens", str(tokens), "--figure", str(figure), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "truth: exact_value" in printed and "prm_advantage" in printed
     frame = pq.read_table(out).to_pandas()
     assert len(frame) == 5 and {"step_reward", "mc_value", "mc_stderr", "K", "exact_value"} <= set(frame.columns)
+    import pandas as pd
+
+    view = pd.read_csv(tokens)
+    assert len(view) == int((frame["size"] * (frame["end"] - frame["start"])).sum())
+    assert (tmp_path / "fig.png").stat().st_size > 1000 and (tmp_path / "fig.pdf").is_file()
+    # a bad output suffix is refused before any sampling
+    assert main(["prm-quality", "tabular", str(tabular_log), "--tokens", str(tmp_path / "t.txt"), "-q"]) == 2
+    assert "expected .csv or .parquet" in capsys.readouterr().err
+
+
+def test_token_view_against_a_brute_force_of_its_definition(tabular_log):
+    """Every token of a measured node: A(i,t) is the member mean of the outcome advantages (Theorem 1's identity),
+    and the value advantage is (V − r̄)/(σ + eps) with r̄ and σ recomputed here from the log's rewards."""
+    from prm_probe.core.prm import ADVANTAGE_EPS
+
+    nodes = prm_quality("tabular", tabular_log, rollouts=4, seed=0, max_nodes=12)
+    tokens = prm_quality_tokens(nodes, tabular_log, value="exact_value")
+    assert len(tokens) == int((nodes["size"] * (nodes["end"] - nodes["start"])).sum())
+    by_token = tokens.groupby(["group", "node", "t"])
+    assert np.allclose(by_token["outcome_advantage"].mean(), by_token["prm_advantage"].first())
+    assert (by_token.size() == by_token["size"].first()).all()
+    log = pq.read_table(tabular_log).to_pandas()
+    for _, row in tokens.sample(20, random_state=0).iterrows():
+        rewards = log[log["group"] == row["group"]]["reward"].to_numpy(dtype=float)
+        node = nodes[(nodes["group"] == row["group"]) & (nodes["node"] == row["node"])].iloc[0]
+        want = (node["exact_value"] - rewards.mean()) / (rewards.std(ddof=1) + ADVANTAGE_EPS)
+        assert row["value_advantage"] == pytest.approx(want)
+        assert row["reward"] == pytest.approx(log[(log["group"] == row["group"])
+                                                  & (log["sample"] == row["sample"])]["reward"].iloc[0])
+        assert node["start"] <= row["t"] < node["end"]
+    # a node the log does not have is refused
+    foreign = nodes.copy()
+    foreign.loc[foreign.index[0], "group"] += 1000  # one foreign node among known ones
+    with pytest.raises(ConfigError, match="nodes the log does not have"):
+        prm_quality_tokens(foreign, tabular_log)
+    with pytest.raises(ConfigError, match="no column"):
+        prm_quality_tokens(nodes, tabular_log, value="true_value")
+
+
+def test_token_summary_by_hand():
+    import pandas as pd
+
+    tokens = pd.DataFrame({"prm_advantage": [1.0, -0.5, 0.2], "outcome_advantage": [1.5, 1.5, -1.0],
+                           "value_advantage": [0.5, -0.5, -0.2]})
+    s = prm_quality_token_summary(tokens).set_index("advantage")
+    assert s.loc["prm_advantage", "rmse"] == pytest.approx(np.sqrt((0.25 + 0.0 + 0.16) / 3))
+    assert s.loc["prm_advantage", "bias"] == pytest.approx((0.5 + 0.0 + 0.4) / 3)
+    assert s.loc["prm_advantage", "wrong_sign_share"] == pytest.approx(1 / 3)
+    assert s.loc["outcome_advantage", "wrong_sign_share"] == pytest.approx(1 / 3)
+    assert s.loc["outcome_advantage", "rmse"] == pytest.approx(np.sqrt((1.0 + 4.0 + 0.64) / 3))
+
+
+def test_figure_draws_one_point_per_node_and_one_error_point_per_size():
+    import pandas as pd
+
+    from prm_probe.views.plots import plot_prm_quality
+
+    nodes = pd.DataFrame({"size": [2, 2, 3, 5], "step_reward": [0.5, 1.0, 0.0, 0.25],
+                          "exact_value": [0.6, 0.8, 0.7, np.nan], "group_mean": [0.5] * 4, "depth": [1, 1, 2, 2]})
+    by_size = prm_quality_summary(nodes, "exact_value")["by_size"]
+    fig = plot_prm_quality(nodes, by_size, value="exact_value")
+    scatter, errors = fig.axes[0], fig.axes[1]
+    assert len(scatter.collections[0].get_offsets()) == 3  # the NaN node is not drawn
+    assert list(errors.lines[0].get_xdata()) == [2, 3] and np.allclose(errors.lines[0].get_ydata(), by_size["rmse"])
+    assert "exact value" in scatter.get_xlabel()
 
 
 def test_a_model_folder_is_not_a_run_folder(tmp_path):

@@ -26,13 +26,18 @@ import pandas as pd
 
 from prm_probe.errors import ConfigError
 
-__all__ = ["NODE_COLUMNS", "prm_quality", "prm_quality_summary"]
+__all__ = ["NODE_COLUMNS", "TOKEN_COLUMNS", "prm_quality", "prm_quality_summary", "prm_quality_token_summary",
+           "prm_quality_tokens", "write_table"]
 
 logger = logging.getLogger(__name__)
 
 #: One row per node.
 NODE_COLUMNS = ("run_id", "step", "group", "node", "size", "depth", "start", "end", "step_reward", "group_mean",
                 "group_std", "mc_value", "mc_stderr", "K", "exact_value")
+
+#: One row per completion token that lies in a node with a value (see :func:`prm_quality_tokens`).
+TOKEN_COLUMNS = ("run_id", "step", "group", "sample", "t", "node", "size", "reward", "step_reward", "value",
+                 "outcome_advantage", "prm_advantage", "value_advantage", "value_advantage_stderr")
 
 
 def _settings(meta: dict[str, str]) -> dict[str, Any]:
@@ -70,8 +75,10 @@ def _check_tokenizer(meta: dict[str, str], tokenizer) -> None:
                               "expected the tokenizer the log was sampled with; pass the matching checkpoint")
 
 
-def _shared_nodes(table, step: int | None) -> list[dict[str, Any]]:
-    """The nodes with |λ| > 1 of one step's groups (default: the log's first step), with their prefixes."""
+def _step_groups(table, step: int | None):
+    """The packed groups of one step of a log (default: its first step), their process sets and moments."""
+    from types import SimpleNamespace
+
     from prm_probe.core.prm import group_moments
     from prm_probe.core.rollouts import pack_groups
     from prm_probe.core.trie import process_sets
@@ -83,11 +90,17 @@ def _shared_nodes(table, step: int | None) -> list[dict[str, Any]]:
     if not (steps == chosen).any():
         raise ConfigError(f"the log has no step {chosen}; expected one of {sorted(set(steps.tolist()))[:10]}; "
                           "fix --step")
-    part = table.filter(steps == chosen)
-    grouped = pack_groups(part)
+    grouped = pack_groups(table.filter(steps == chosen))
+    ps = process_sets(grouped.packed)
+    mean, std, _ = group_moments(grouped.reward, grouped.packed.group_offsets)
+    return SimpleNamespace(grouped=grouped, ps=ps, mean=mean, std=std)
+
+
+def _shared_nodes(table, step: int | None) -> list[dict[str, Any]]:
+    """The nodes with |λ| > 1 of one step's groups (default: the log's first step), with their prefixes."""
+    sg = _step_groups(table, step)
+    grouped, ps = sg.grouped, sg.ps
     packed = grouped.packed
-    ps = process_sets(packed)
-    mean, std, _ = group_moments(grouped.reward, packed.group_offsets)
     keys = grouped.group_keys
     members = ps.node_members()
     prompts = grouped.table.column("prompt_ids").to_pylist()  # rows in packing order
@@ -105,7 +118,7 @@ def _shared_nodes(table, step: int | None) -> list[dict[str, Any]]:
         nodes.append({"run_id": str(keys["run_id"][g]), "step": int(keys["step"][g]), "group": int(keys["group"][g]),
                       "node": node - int(ps.group_node_offsets[g]), "size": size, "depth": int(ps.node_depth[node]),
                       "start": int(ps.node_start[node]), "end": end, "step_reward": float(np.mean(reward)),
-                      "group_mean": float(mean[g]), "group_std": float(std[g]),
+                      "group_mean": float(sg.mean[g]), "group_std": float(sg.std[g]),
                       "prompt_id": str(keys["prompt_id"][g]), "prompt_ids": list(prompts[first]),
                       "prefix": packed.tokens[t0:t0 + end].astype(int).tolist()})
     return nodes
@@ -147,6 +160,8 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
     from prm_probe.training.sampling import sample_completions
     from prm_probe.training.tasks import get_task
 
+    if out is not None:
+        check_table_path(out)
     if rollouts < 2:
         raise ConfigError(f"--rollouts {rollouts}; expected K >= 2 (the standard error needs two); raise it")
     meta = read_metadata(log)
@@ -198,7 +213,7 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
                          "mc_stderr": float(values.std(ddof=1) / np.sqrt(len(values))), "K": len(values),
                          "exact_value": exact})
         if out is not None:
-            _write(pd.DataFrame(rows, columns=list(NODE_COLUMNS)), out)
+            write_table(pd.DataFrame(rows, columns=list(NODE_COLUMNS)), out)
     frame = pd.DataFrame(rows, columns=list(NODE_COLUMNS))
     return frame.sort_values(["run_id", "step", "group", "node"]).reset_index(drop=True)
 
@@ -244,14 +259,20 @@ def _read_done(out) -> dict[tuple, dict]:
     return {(str(r["run_id"]), int(r["step"]), int(r["group"]), int(r["node"])): r for r in frame.to_dict("records")}
 
 
-def _write(frame: pd.DataFrame, out) -> None:
-    from prm_probe.core.files import atomic_path
-
+def check_table_path(out: str | os.PathLike) -> None:
+    """Refuse an output path that :func:`write_table` cannot write, before any work is done."""
     suffix = Path(out).suffix
     if suffix not in (".csv", ".parquet"):
         raise ConfigError(f"output '{out}' has suffix '{suffix}'; expected .csv or .parquet; rename the output")
+
+
+def write_table(frame: pd.DataFrame, out: str | os.PathLike) -> None:
+    """Write ``frame`` atomically as CSV or Parquet, by the suffix of ``out``."""
+    from prm_probe.core.files import atomic_path
+
+    check_table_path(out)
     with atomic_path(out) as tmp:
-        if suffix == ".parquet":
+        if Path(out).suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
@@ -265,16 +286,23 @@ def prm_quality_summary(nodes: pd.DataFrame, value: str = "mc_value") -> dict[st
         value: the column taken as the truth (``mc_value``, or ``exact_value`` where known).
 
     Returns:
-        ``overall`` (one-row frame: nodes, bias = mean(R̂ − V), RMSE, Pearson and Spearman correlation,
+        ``overall`` (one-row frame: nodes, bias = mean(R̂ − V), RMSE, ``rmse_corrected`` (the RMSE with the
+        Monte-Carlo estimate's own variance, the mean of ``mc_stderr²``, taken out of the mean squared error: the
+        RMSE against the true V, estimated; equal to RMSE for an exact value), Pearson and Spearman correlation,
         ``wrong_sign_share``: nodes where R̂ − r̄ and V − r̄ have opposite signs, i.e. GRPO pushes the prefix the
         wrong way, ``grpo_weight_corr`` and ``lambda_weight_corr``: correlation of GRPO's per-node push
         |λ|·(R̂ − r̄) and λ-GRPO's (R̂ − r̄) with the true-value push |λ|·(V − r̄) and (V − r̄)), ``by_size``
-        and ``by_depth`` (bias, RMSE, nodes per group of rows).
+        and ``by_depth`` (bias, RMSE, corrected RMSE, wrong-sign share, nodes per group of rows).
     """
     from scipy import stats as st
 
     d = nodes.dropna(subset=[value]).copy()
     d["error"] = d["step_reward"] - d[value]
+    # an MC value's own noise adds its variance to the mean squared error (R̂ and V̂ use independent samples)
+    d["noise_var"] = d["mc_stderr"] ** 2 if value == "mc_value" and "mc_stderr" in d.columns else 0.0
+
+    def corrected(rows: pd.DataFrame) -> float:
+        return float(np.sqrt(max((rows["error"] ** 2).mean() - rows["noise_var"].mean(), 0.0)))
     dr, dv = d["step_reward"] - d["group_mean"], d[value] - d["group_mean"]
     wrong = (np.sign(dr) * np.sign(dv) < 0)
 
@@ -283,6 +311,7 @@ def prm_quality_summary(nodes: pd.DataFrame, value: str = "mc_value") -> dict[st
 
     overall = pd.DataFrame([{
         "nodes": len(d), "bias": float(d["error"].mean()), "rmse": float(np.sqrt((d["error"] ** 2).mean())),
+        "rmse_corrected": corrected(d) if len(d) else float("nan"),
         "pearson": corr(d["step_reward"], d[value], st.pearsonr),
         "spearman": corr(d["step_reward"], d[value], st.spearmanr),
         "wrong_sign_share": float(wrong.mean()) if len(d) else float("nan"),
@@ -292,6 +321,93 @@ def prm_quality_summary(nodes: pd.DataFrame, value: str = "mc_value") -> dict[st
     def by(col: str) -> pd.DataFrame:
         g = d.groupby(col)["error"]
         return pd.DataFrame({"nodes": g.size(), "bias": g.mean(), "rmse": g.apply(lambda e: np.sqrt((e ** 2).mean())),
+                             "rmse_corrected": d.groupby(col)[["error", "noise_var"]].apply(corrected),
                              "wrong_sign_share": wrong.groupby(d[col]).mean()}).reset_index()
 
     return {"overall": overall, "by_size": by("size"), "by_depth": by("depth")}
+
+
+def prm_quality_tokens(nodes: pd.DataFrame, log: str | os.PathLike, value: str = "mc_value") -> pd.DataFrame:
+    """The per-token view of :func:`prm_quality`'s nodes: for every completion token of the log that lies in
+    a node with a value, GRPO's PRM-aware advantage A(i, t) = (R̂(λ) − r̄)/(σ + eps) beside the advantage an
+    explicit PRM with the true value would give, (V(λ) − r̄)/(σ + eps), with the same group baseline r̄ and
+    scale σ (and eps, :data:`prm_probe.core.prm.ADVANTAGE_EPS`), and the outcome advantage a_i GRPO applies
+    to the token.
+
+    Args:
+        nodes: rows of :func:`prm_quality` (one or more steps of ``log``).
+        log: the rollout log those nodes came from.
+        value: the column taken as V (``mc_value``, or ``exact_value`` where known).
+
+    Returns:
+        One row per such token with the columns of :data:`TOKEN_COLUMNS` (``t`` is the token's position in
+        its completion, ``node`` the within-group node id of :func:`prm_quality`, ``value_advantage_stderr``
+        the MC standard error carried through the scale; NaN for exact values). Tokens of nodes that were not
+        measured (``--max-nodes``) and of unshared nodes (|λ| = 1, whose value is the completion's reward) are
+        left out, so every row compares two estimates.
+
+    Raises:
+        ConfigError: ``value`` is not a column of ``nodes``, or the nodes do not belong to ``log``.
+    """
+    from prm_probe.core.prm import ADVANTAGE_EPS, implied_prm_frame
+    from prm_probe.core.rollouts import read_rollouts
+
+    if value not in nodes.columns:
+        raise ConfigError(f"the node table has no column {value!r}; expected 'mc_value' or 'exact_value'; "
+                          "pass the rows prm_quality returned")
+    table = read_rollouts(log)
+    frames = []
+    for step in sorted(set(nodes["step"].astype(int))):
+        sg = _step_groups(table, step)
+        ps, grouped = sg.ps, sg.grouped
+        tok = implied_prm_frame(ps, grouped.reward)
+        g = tok["group"].to_numpy()
+        keys = grouped.group_keys
+        tok["run_id"] = np.asarray(keys["run_id"], dtype=object)[g].astype(str)
+        tok["step"] = step
+        tok["node"] = tok["node"].to_numpy() - ps.group_node_offsets[g]
+        first = grouped.packed.group_offsets[g] + tok["sample"].to_numpy()
+        tok["sample"] = grouped.sample[first]
+        tok["group"] = np.asarray(keys["group"])[g]
+        mine = nodes[nodes["step"].astype(int) == step]
+        cols = ["run_id", "step", "group", "node", value, "mc_stderr", "group_mean", "group_std"]
+        merged = tok.merge(mine[cols].assign(run_id=mine["run_id"].astype(str),
+                                             group=mine["group"].astype(int), node=mine["node"].astype(int)),
+                           on=["run_id", "step", "group", "node"], how="inner", validate="many_to_one")
+        if len(merged.drop_duplicates(["run_id", "group", "node"])) < len(mine):  # a node without tokens
+            raise ConfigError("the node table has nodes the log does not have; expected the rows prm_quality "
+                              f"returned for '{log}'; pass the log they came from")
+        scale = merged["group_std"] + ADVANTAGE_EPS
+        merged["value"] = merged[value]
+        merged["value_advantage"] = (merged[value] - merged["group_mean"]) / scale
+        merged["value_advantage_stderr"] = (merged["mc_stderr"] / scale if value == "mc_value"
+                                            else np.full(len(merged), np.nan))
+        merged["size"] = merged["process_set_size"]
+        frames.append(merged[list(TOKEN_COLUMNS)])
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(TOKEN_COLUMNS))
+    return out.sort_values(["run_id", "step", "group", "sample", "t"]).reset_index(drop=True)
+
+
+def prm_quality_token_summary(tokens: pd.DataFrame) -> pd.DataFrame:
+    """How close each per-token advantage comes to the true-value advantage, over the rows of
+    :func:`prm_quality_tokens` (every token counts once).
+
+    Returns:
+        Two rows, ``prm_advantage`` (GRPO's implied A(i, t)) and ``outcome_advantage`` (a_i), with ``tokens``,
+        ``rmse`` and ``bias`` against ``value_advantage``, ``pearson`` and ``wrong_sign_share`` (tokens whose
+        advantage and true-value advantage have opposite signs).
+    """
+    rows = []
+    truth = tokens["value_advantage"].to_numpy(dtype=float)
+    for col in ("prm_advantage", "outcome_advantage"):
+        x = tokens[col].to_numpy(dtype=float)
+        ok = np.isfinite(x) & np.isfinite(truth)
+        e = x[ok] - truth[ok]
+        pearson = (float(np.corrcoef(x[ok], truth[ok])[0, 1])
+                   if ok.sum() > 2 and x[ok].std() > 0 and truth[ok].std() > 0 else float("nan"))
+        rows.append({"advantage": col, "tokens": int(ok.sum()),
+                     "rmse": float(np.sqrt(np.mean(e ** 2))) if ok.any() else float("nan"),
+                     "bias": float(e.mean()) if ok.any() else float("nan"), "pearson": pearson,
+                     "wrong_sign_share": float((np.sign(x[ok]) * np.sign(truth[ok]) < 0).mean())
+                     if ok.any() else float("nan")})
+    return pd.DataFrame(rows)

@@ -32,9 +32,8 @@ if TYPE_CHECKING:
     from prm_probe.core.group_trie import GroupTrie
 
 __all__ = ["ALGORITHM_COLORS", "PALETTE", "draw_trie", "plot_curves", "plot_nontrivial_fraction",
-           "plot_overlap_dynamics", "plot_runs", "plot_size_histogram", "plot_sweep", "plot_target_frequency",
-           "save_figure",
-           "theme"]
+           "plot_overlap_dynamics", "plot_prm_quality", "plot_runs", "plot_size_histogram", "plot_sweep",
+           "plot_target_frequency", "save_figure", "theme"]
 
 #: Fixed colours of the two algorithms (seaborn "colorblind" blue and vermillion).
 ALGORITHM_COLORS = {"GRPO": "#d55e00", "λ-GRPO": "#0173b2"}
@@ -406,6 +405,60 @@ def plot_nontrivial_fraction(data: pd.DataFrame, *, x: str = "step", ax: Axes | 
     _fraction_axis(ax)
     ax.legend()
     return ax
+
+
+def plot_prm_quality(nodes: pd.DataFrame, by_size: pd.DataFrame, *, value: str = "mc_value",
+                     label: str | None = None) -> Figure:
+    """Draw how good GRPO's implied PRM is: R̂(λ) against the true prefix value V, and its error against |λ|.
+
+    Args:
+        nodes: rows of ``prm_quality``: columns ``step_reward``, ``value`` and ``size``.
+        by_size: the ``by_size`` frame of ``prm_quality_summary`` (columns ``size``, ``nodes``, ``bias``,
+            ``rmse``), computed on the same nodes and ``value``.
+        value: the column taken as V (``mc_value`` or ``exact_value``); names the x axis.
+        label: a title prefix (the model and step, say).
+
+    Returns:
+        The Figure: ``fig.axes[0]`` the scatter (one point per node, area ∝ |λ|, the diagonal R̂ = V dashed),
+        ``fig.axes[1]`` RMSE (solid) and bias (dashed) of R̂ − V per |λ|, with the number of nodes per size.
+    """
+    import matplotlib.pyplot as plt
+
+    _require(nodes, "step_reward", value, "size")
+    _require(by_size, "size", "nodes", "bias", "rmse")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.0, 4.0), layout="constrained")
+    part = nodes.dropna(subset=[value])
+    truth = "exact value" if value == "exact_value" else "Monte-Carlo value"
+    left.scatter(part[value].to_numpy(), part["step_reward"].to_numpy(), s=8.0 * part["size"].to_numpy(),
+                 alpha=0.45, color=PALETTE[0], edgecolors="none", label="node (area ∝ |λ|)")
+    lo = float(min(part[value].min(), part["step_reward"].min())) if len(part) else 0.0
+    hi = float(max(part[value].max(), part["step_reward"].max())) if len(part) else 1.0
+    left.plot([lo, hi], [lo, hi], color="0.35", linestyle="--", linewidth=1.0, label="R̂ = V")
+    left.set_xlabel(f"V(prefix), {truth}")
+    left.set_ylabel("implied step reward R̂(λ)")
+    left.set_title(f"{label + ': ' if label else ''}{len(part)} shared nodes")
+    left.legend(loc="upper left")
+    sizes = by_size.sort_values("size")
+    x = sizes["size"].to_numpy()
+    right.plot(x, sizes["rmse"].to_numpy(), color=_MEAN_MEDIAN[0], marker="o", markersize=3, label="RMSE")
+    right.plot(x, sizes["bias"].to_numpy(), color=_MEAN_MEDIAN[1], linestyle="--", marker="o", markersize=3,
+               label="bias")
+    right.axhline(0.0, color="0.6", linewidth=0.8)
+    right.set_xlabel("process-set size |λ|")
+    right.set_ylabel("R̂(λ) − V")
+    right.set_title("error of the implied PRM by |λ|")
+    from matplotlib.ticker import MaxNLocator
+
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
+    counts = right.twinx()
+    counts.bar(x, sizes["nodes"].to_numpy(), width=0.6, color="0.85", zorder=0)
+    counts.set_ylabel("nodes", color="0.45")
+    counts.grid(False)
+    counts.spines["right"].set_visible(True)
+    right.set_zorder(counts.get_zorder() + 1)
+    right.patch.set_visible(False)
+    right.legend(loc="upper right")
+    return fig
 
 
 def _shorten(text: str, max_chars: int) -> str:

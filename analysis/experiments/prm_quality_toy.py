@@ -1,0 +1,109 @@
+"""prm-quality on the toy tree at several training steps, where the exact value of every prefix is known.
+
+Trains GRPO on the toy tree (n = 1, r_neg = -1) for 100 steps with a checkpoint every 25, then at the
+untrained policy and at steps 25, 50 and 100 samples 16 groups of 16 and compares each shared node's implied
+step reward R̂(λ) with the exact value of its prefix under that checkpoint (and with a K = 64 Monte-Carlo
+estimate, to check the estimator), node by node and token by token.
+
+    python analysis/experiments/prm_quality_toy.py --model tabular     # SGD lr 1, about a minute
+    python analysis/experiments/prm_quality_toy.py --model tiny-gpt2   # Adam 3e-4, a few minutes
+
+Writes, for model M: figures/data/prm_quality_M.csv (one row per training step: the node summary against the
+exact value, the MC check, and the per-token summary), figures/data/prm_quality_M_nodes.csv.gz and
+..._by_size.csv (all steps), and figures/prm_quality_M.png/.pdf (the last step). Work files go to
+data/runs/prm-quality-M/; a rerun reuses the trained run and the finished node tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from prm_probe.experiments.prm_quality import (
+    prm_quality,
+    prm_quality_summary,
+    prm_quality_token_summary,
+    prm_quality_tokens,
+)
+from prm_probe.experiments.sweeps import toy_config
+from prm_probe.training.collect import sample_log
+
+ROOT = Path(__file__).resolve().parents[2]
+OPTIONS = {"n": 1, "r_neg": -1.0}
+#: Optimiser per model: the tabular policy's SGD rate of the demo, tiny-gpt2's calibrated Adam rate.
+SETTINGS = {"tabular": ("sgd", 1.0), "tiny-gpt2": ("adam", 3e-4)}
+STEPS = (0, 25, 50, 100)
+
+
+def initial_checkpoint(model: str, work: Path) -> str:
+    """The untrained policy as a model folder (the built-in name for the tabular policy, whose start is fixed)."""
+    if model == "tabular":
+        return "tabular"
+    from prm_probe.training.models import load_policy
+    from prm_probe.training.tasks import get_task
+
+    folder = work / "step-000000"
+    if not (folder / "config.json").is_file():
+        policy, tokenizer = load_policy(model, seed=0, task=get_task("toy-tree", seed=0, options=OPTIONS))
+        policy.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def run(model: str) -> pd.DataFrame:
+    from prm_probe.training.config import config_from_dict
+    from prm_probe.training.trainer import train
+
+    work = ROOT / "data" / "runs" / f"prm-quality-{model}"
+    run_dir = work / "run"
+    optimizer, lr = SETTINGS[model]
+    if not (run_dir / "checkpoints" / f"step-{STEPS[-1]:06d}").is_dir():
+        cfg = toy_config(model=model, n=1, r_neg=-1.0, seed=0, weighting="grpo", lr=lr, optimizer=optimizer,
+                         steps=STEPS[-1], rollouts_every=0)
+        cfg["schedule"].update(save_every=25, keep_checkpoints=10)
+        train(config_from_dict(cfg), run_dir)
+    rows, tables, sizes = [], [], []
+    for step in STEPS:
+        ckpt = (initial_checkpoint(model, work) if step == 0
+                else str(run_dir / "checkpoints" / f"step-{step:06d}" / "model"))
+        log = work / f"log-step{step}.parquet"
+        if not log.is_file():
+            sample_log(ckpt, "toy-tree", log, groups=16, group_size=16, split="train", seed=1, max_new_tokens=4,
+                       task_options=OPTIONS, device="cpu")
+        nodes = prm_quality(ckpt, log, rollouts=64, seed=0, max_nodes=1000, device="cpu",
+                            out=work / f"nodes-step{step}.csv")
+        within = ((nodes["mc_value"] - nodes["exact_value"]).abs() <= 4 * nodes["mc_stderr"] + 1e-9).mean()
+        summary = prm_quality_summary(nodes, "exact_value")
+        tokens = prm_quality_token_summary(prm_quality_tokens(nodes, log, "exact_value")).set_index("advantage")
+        rows.append({"train_step": step, **summary["overall"].iloc[0].to_dict(), "mc_within_4se": within,
+                     "tokens": int(tokens.loc["prm_advantage", "tokens"]),
+                     **{f"{name}_{col}": tokens.loc[f"{name}_advantage", col]
+                        for name in ("prm", "outcome") for col in ("rmse", "pearson", "wrong_sign_share")}})
+        tables.append(nodes.assign(train_step=step))
+        sizes.append(summary["by_size"].assign(train_step=step))
+    out = ROOT / "figures" / "data"
+    out.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out / f"prm_quality_{model}.csv", index=False)
+    pd.concat(tables).to_csv(out / f"prm_quality_{model}_nodes.csv.gz", index=False)
+    pd.concat(sizes).to_csv(out / f"prm_quality_{model}_by_size.csv", index=False)
+
+    from prm_probe.views.plots import plot_prm_quality, save_figure, theme
+
+    with theme():
+        fig = plot_prm_quality(tables[-1], sizes[-1], value="exact_value",
+                               label=f"{model}, GRPO step {STEPS[-1]}")
+        save_figure(fig, ROOT / "figures" / f"prm_quality_{model}")
+    return frame
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(SETTINGS), default="tabular")
+    result = run(parser.parse_args().model)
+    pd.set_option("display.width", 200)
+    print(result.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    sys.exit(0)

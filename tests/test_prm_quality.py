@@ -167,6 +167,12 @@ def test_token_summary_by_hand():
     assert s.loc["prm_advantage", "wrong_sign_share"] == pytest.approx(1 / 3)
     assert s.loc["outcome_advantage", "wrong_sign_share"] == pytest.approx(1 / 3)
     assert s.loc["outcome_advantage", "rmse"] == pytest.approx(np.sqrt((1.0 + 4.0 + 0.64) / 3))
+    # a token of a group with equal rewards (σ = 0, value advantage NaN) is counted apart, not averaged in
+    flat = pd.concat([tokens, pd.DataFrame({"prm_advantage": [0.0], "outcome_advantage": [0.0],
+                                            "value_advantage": [np.nan]})], ignore_index=True)
+    f = prm_quality_token_summary(flat).set_index("advantage")
+    assert f.loc["prm_advantage", "no_signal_tokens"] == 1 and f.loc["prm_advantage", "tokens"] == 3
+    assert f.loc["prm_advantage", "rmse"] == pytest.approx(s.loc["prm_advantage", "rmse"])
 
 
 def test_figure_draws_one_point_per_node_and_one_error_point_per_size():

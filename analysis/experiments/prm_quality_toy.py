@@ -10,7 +10,7 @@ estimate, to check the estimator), node by node and token by token.
 
 Writes, for model M: figures/data/prm_quality_M.csv (one row per training step: the node summary against the
 exact value, the MC check, and the per-token summary), figures/data/prm_quality_M_nodes.csv.gz and
-..._by_size.csv (all steps), and figures/prm_quality_M.png/.pdf (the last step). Work files go to
+..._by_size.csv (all steps), and figures/prm_quality_M.png/.pdf (step 25). Work files go to
 data/runs/prm-quality-M/; a rerun reuses the trained run and the finished node tables.
 """
 
@@ -36,6 +36,9 @@ OPTIONS = {"n": 1, "r_neg": -1.0}
 #: Optimiser per model: the tabular policy's SGD rate of the demo, tiny-gpt2's calibrated Adam rate.
 SETTINGS = {"tabular": ("sgd", 1.0), "tiny-gpt2": ("adam", 3e-4)}
 STEPS = (0, 25, 50, 100)
+#: The step drawn: mid-training, when the policy has moved but its groups still branch (tiny-gpt2 has
+#: converged to T by step 100, where every group is one path and R̂ = V trivially).
+FIGURE_STEP = 25
 
 
 def initial_checkpoint(model: str, work: Path) -> str:
@@ -61,7 +64,7 @@ def run(model: str) -> pd.DataFrame:
     run_dir = work / "run"
     optimizer, lr = SETTINGS[model]
     if not (run_dir / "checkpoints" / f"step-{STEPS[-1]:06d}").is_dir():
-        cfg = toy_config(model=model, n=1, r_neg=-1.0, seed=0, weighting="grpo", lr=lr, optimizer=optimizer,
+        cfg = toy_config(model=model, n=1, r_neg=-1.0, seed=0, weighting="uniform", lr=lr, optimizer=optimizer,
                          steps=STEPS[-1], rollouts_every=0)
         cfg["schedule"].update(save_every=25, keep_checkpoints=10)
         train(config_from_dict(cfg), run_dir)
@@ -80,6 +83,7 @@ def run(model: str) -> pd.DataFrame:
         tokens = prm_quality_token_summary(prm_quality_tokens(nodes, log, "exact_value")).set_index("advantage")
         rows.append({"train_step": step, **summary["overall"].iloc[0].to_dict(), "mc_within_4se": within,
                      "tokens": int(tokens.loc["prm_advantage", "tokens"]),
+                     "no_signal_tokens": int(tokens.loc["prm_advantage", "no_signal_tokens"]),
                      **{f"{name}_{col}": tokens.loc[f"{name}_advantage", col]
                         for name in ("prm", "outcome") for col in ("rmse", "pearson", "wrong_sign_share")}})
         tables.append(nodes.assign(train_step=step))
@@ -94,8 +98,8 @@ def run(model: str) -> pd.DataFrame:
     from prm_probe.views.plots import plot_prm_quality, save_figure, theme
 
     with theme():
-        fig = plot_prm_quality(tables[-1], sizes[-1], value="exact_value",
-                               label=f"{model}, GRPO step {STEPS[-1]}")
+        k = STEPS.index(FIGURE_STEP)
+        fig = plot_prm_quality(tables[k], sizes[k], value="exact_value", label=f"{model}, GRPO step {FIGURE_STEP}")
         save_figure(fig, ROOT / "figures" / f"prm_quality_{model}")
     return frame
 

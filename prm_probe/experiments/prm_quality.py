@@ -342,7 +342,8 @@ def prm_quality_tokens(nodes: pd.DataFrame, log: str | os.PathLike, value: str =
     Returns:
         One row per such token with the columns of :data:`TOKEN_COLUMNS` (``t`` is the token's position in
         its completion, ``node`` the within-group node id of :func:`prm_quality`, ``value_advantage_stderr``
-        the MC standard error carried through the scale; NaN for exact values). Tokens of nodes that were not
+        the MC standard error carried through the scale; NaN for exact values; both NaN in groups whose rewards
+        are all equal, where σ = 0 and GRPO's advantages are 0). Tokens of nodes that were not
         measured (``--max-nodes``) and of unshared nodes (|λ| = 1, whose value is the completion's reward) are
         left out, so every row compares two estimates.
 
@@ -377,7 +378,9 @@ def prm_quality_tokens(nodes: pd.DataFrame, log: str | os.PathLike, value: str =
         if len(merged.drop_duplicates(["run_id", "group", "node"])) < len(mine):  # a node without tokens
             raise ConfigError("the node table has nodes the log does not have; expected the rows prm_quality "
                               f"returned for '{log}'; pass the log they came from")
-        scale = merged["group_std"] + ADVANTAGE_EPS
+        # a group whose rewards are all equal has σ = 0: GRPO's advantages are exactly 0 there, and a value
+        # advantage divided by eps alone would be meaningless; it is left NaN
+        scale = (merged["group_std"] + ADVANTAGE_EPS).where(merged["group_std"] > 0)
         merged["value"] = merged[value]
         merged["value_advantage"] = (merged[value] - merged["group_mean"]) / scale
         merged["value_advantage_stderr"] = (merged["mc_stderr"] / scale if value == "mc_value"
@@ -395,7 +398,9 @@ def prm_quality_token_summary(tokens: pd.DataFrame) -> pd.DataFrame:
     Returns:
         Two rows, ``prm_advantage`` (GRPO's implied A(i, t)) and ``outcome_advantage`` (a_i), with ``tokens``,
         ``rmse`` and ``bias`` against ``value_advantage``, ``pearson`` and ``wrong_sign_share`` (tokens whose
-        advantage and true-value advantage have opposite signs).
+        advantage and true-value advantage have opposite signs), over the tokens with a finite value advantage;
+        ``no_signal_tokens`` counts the others (groups with equal rewards: GRPO gives them advantage 0, while an
+        explicit PRM's V − r̄ need not be 0).
     """
     rows = []
     truth = tokens["value_advantage"].to_numpy(dtype=float)
@@ -405,7 +410,7 @@ def prm_quality_token_summary(tokens: pd.DataFrame) -> pd.DataFrame:
         e = x[ok] - truth[ok]
         pearson = (float(np.corrcoef(x[ok], truth[ok])[0, 1])
                    if ok.sum() > 2 and x[ok].std() > 0 and truth[ok].std() > 0 else float("nan"))
-        rows.append({"advantage": col, "tokens": int(ok.sum()),
+        rows.append({"advantage": col, "tokens": int(ok.sum()), "no_signal_tokens": int((~ok).sum()),
                      "rmse": float(np.sqrt(np.mean(e ** 2))) if ok.any() else float("nan"),
                      "bias": float(e.mean()) if ok.any() else float("nan"), "pearson": pearson,
                      "wrong_sign_share": float((np.sign(x[ok]) * np.sign(truth[ok]) < 0).mean())

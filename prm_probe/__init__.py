@@ -9,6 +9,8 @@ matplotlib, seaborn or scipy. Main entry points:
 * :func:`overlap_stats` — overlap statistics of a rollout log per completion, group and step;
 * :func:`read_rollouts`, :func:`write_rollouts`, :func:`validate_log` — the rollout-log format;
 * :class:`GroupTrie` — one group's trie to explore or print;
+* :func:`prm_quality` — each shared node's implied step reward against a Monte-Carlo (or exact) value of its
+  prefix, with :func:`prm_quality_summary` and the per-token view :func:`prm_quality_tokens`;
 * :func:`train`, :func:`load_config` — the GRPO / λ-GRPO trainer; :func:`compare_runs` — comparing runs;
 * :func:`import_log` — converting TRL / verl / other logs to the canonical format; :func:`record_completion_ids`
   — a TRL reward function that makes a plain TRL run log its sampled token ids;
@@ -46,6 +48,10 @@ _EXPORTS = {
     "validate_log": "prm_probe.core.validate",
     "ValidationReport": "prm_probe.core.validate",
     "ROLLOUT_SCHEMA": "prm_probe.core.schema",
+    "prm_quality": "prm_probe.experiments.prm_quality",
+    "prm_quality_summary": "prm_probe.experiments.prm_quality",
+    "prm_quality_tokens": "prm_probe.experiments.prm_quality",
+    "prm_quality_token_summary": "prm_probe.experiments.prm_quality",
     "compare_runs": "prm_probe.views.compare",
     "RunComparison": "prm_probe.views.compare",
     "import_log": "prm_probe.integrations.importers",

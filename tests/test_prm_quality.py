@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -103,7 +104,18 @@ def test_bad_inputs_are_one_line_errors(tabular_log, tmp_path, capsys):
     no_task = _rewrite(tabular_log, tmp_path / "c.parquet", meta={"config": json.dumps({"note": "no task"})})
     with pytest.raises(ConfigError, match="no task and sampling settings"):
         prm_quality("tabular", no_task)
-    for bad in (no_prompts, wrong_tok, no_task):
+    big_vocab = _rewrite(tabular_log, tmp_path / "d.parquet", meta={"vocab_size": "50000"})
+    with pytest.raises(ConfigError, match="tokens but the log was written with 50000"):
+        prm_quality("tabular", big_vocab)
+    table = pq.read_table(tabular_log)  # a token id the checkpoint's vocabulary does not have
+    ids = table.column("completion_ids").to_pylist()
+    ids[0] = [99999, *ids[0][1:]]
+    foreign_ids = tmp_path / "e.parquet"
+    pq.write_table(table.set_column(table.column_names.index("completion_ids"), "completion_ids",
+                                    pa.array(ids, type=table.schema.field("completion_ids").type)), foreign_ids)
+    with pytest.raises(ConfigError, match="token id 99999"):
+        prm_quality("tabular", foreign_ids)
+    for bad in (no_prompts, wrong_tok, no_task, big_vocab, foreign_ids):
         assert main(["prm-quality", "tabular", str(bad), "-q"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "expected" in err[0]

@@ -66,7 +66,24 @@ def _settings(meta: dict[str, str]) -> dict[str, Any]:
                       "--task TASK`")
 
 
-def _check_tokenizer(meta: dict[str, str], tokenizer) -> None:
+def _check_tokenizer(meta: dict[str, str], tokenizer, table) -> None:
+    """Refuse a checkpoint whose tokenizer cannot be the log's: other EOS/pad ids than the metadata's, another
+    logged vocabulary size, or token ids in the log beyond the tokenizer's vocabulary."""
+    vocab = len(tokenizer)
+    logged_vocab = meta.get("vocab_size")
+    if logged_vocab not in (None, "", "None") and int(logged_vocab) != vocab:
+        raise ConfigError(f"the checkpoint's tokenizer has {vocab} tokens but the log was written with "
+                          f"{logged_vocab}; expected the tokenizer the log was sampled with; pass the matching "
+                          "checkpoint")
+    import pyarrow.compute as pc
+
+    for column in ("prompt_ids", "completion_ids"):
+        if column in table.column_names and table.num_rows:
+            top = pc.max(pc.list_flatten(table.column(column))).as_py()
+            if top is not None and int(top) >= vocab:
+                raise ConfigError(f"the log's {column} hold token id {top} but the checkpoint's tokenizer has only "
+                                  f"{vocab} tokens; expected the tokenizer the log was sampled with; pass the "
+                                  "matching checkpoint")
     for key in ("eos_token_id", "pad_token_id"):
         logged = meta.get(key)
         mine = getattr(tokenizer, key, None)
@@ -179,7 +196,7 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
     dev = pick_device(device)
     policy, tokenizer = load_policy(source, seed=seed, task=task)
     policy.to(dev).eval()
-    _check_tokenizer(meta, tokenizer)
+    _check_tokenizer(meta, tokenizer, table)
     problems = {p.id: p for split in ("train", "validation") for p in task.problems(split)}
     nodes = _shared_nodes(table, step)
     missing = {n["prompt_id"] for n in nodes} - set(problems)

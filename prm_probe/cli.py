@@ -331,9 +331,8 @@ def cmd_prm_quality(args: argparse.Namespace) -> int:
         write_table,
     )
 
-    for path in (args.output, args.tokens):
-        if path:
-            check_table_path(path)
+    if args.tokens:  # prm_quality checks --output itself, before any work
+        check_table_path(args.tokens)
     bar = None
     if _progress(args):
         from tqdm.auto import tqdm

@@ -384,8 +384,8 @@ def prm_quality_tokens(nodes: pd.DataFrame, log: str | os.PathLike, value: str =
         tok["run_id"] = np.asarray(keys["run_id"], dtype=object)[g].astype(str)
         tok["step"] = step
         tok["node"] = tok["node"].to_numpy() - ps.group_node_offsets[g]
-        first = grouped.packed.group_offsets[g] + tok["sample"].to_numpy()
-        tok["sample"] = grouped.sample[first]
+        completion = grouped.packed.group_offsets[g] + tok["sample"].to_numpy()  # packing order
+        tok["sample"] = grouped.sample[completion]
         tok["group"] = np.asarray(keys["group"])[g]
         mine = nodes[nodes["step"].astype(int) == step]
         cols = ["run_id", "step", "group", "node", value, "mc_stderr", "group_mean", "group_std"]

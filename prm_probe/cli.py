@@ -245,7 +245,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         model = args.model or "tiny-gpt2"
         written = reproduce.toy_tree_experiment(out, figures, model=model, seeds=args.seeds, steps=args.steps or 250,
                                                 workers=args.workers, setting=setting,
-                                                sensitivity=not args.no_sensitivity, progress=_progress(args))
+                                                sensitivity=not args.no_sensitivity, engine=args.engine,
+                                                progress=_progress(args))
         print((figures / "toy_tree_table1.md").read_text(encoding="utf-8"))
     else:
         written = reproduce.overlap_experiment(out, figures, group_sizes=args.group_sizes, steps=args.steps or 200,
@@ -340,7 +341,8 @@ def cmd_prm_quality(args: argparse.Namespace) -> int:
         def bar(batches):
             return tqdm(batches, desc="prm-quality", unit="batch")
     nodes = prm_quality(args.checkpoint, args.log, rollouts=args.rollouts, max_nodes=args.max_nodes, step=args.step,
-                        seed=args.seed, device=args.device, out=args.output, progress=bar)
+                        seed=args.seed, device=args.device, out=args.output,
+                        allow_task_override=args.allow_task_override, progress=bar)
     truth = "exact_value" if nodes["exact_value"].notna().all() and len(nodes) else "mc_value"
     summary = prm_quality_summary(nodes, value=truth)
     print(f"{len(nodes)} shared nodes, K = {args.rollouts} continuations each; truth: {truth}")
@@ -368,18 +370,22 @@ def cmd_prm_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from prm_probe.core.runs import run_of
     from prm_probe.training.collect import sample_log
     from prm_probe.training.config import parse_value
-    from prm_probe.training.tasks import option_defaults
+    from prm_probe.training.tasks import option_defaults, run_task_identity
 
-    defaults = option_defaults(args.task)
+    run = run_of(args.checkpoint)
+    task_name = args.task or (run_task_identity(run).name if run is not None else None)
+    defaults = option_defaults(task_name) if task_name else {}
     options = {key: parse_value(value, defaults.get(key), f"--option {key}")
                for key, value in _parse_sets(args.option).items()}
     out = sample_log(args.checkpoint, args.task, args.output, groups=args.groups, group_size=args.group_size,
                      split=args.split, seed=args.seed, max_new_tokens=args.max_new_tokens,
                      temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, device=args.device,
-                     task_options=options, progress=_progress(args))
-    print(f"wrote {args.groups} groups of {args.group_size} to {out} (try `prm-probe stats {out}`)")
+                     task_options=options, allow_task_override=args.allow_task_override, progress=_progress(args))
+    source = f" of run {run}, with its task" if run is not None else ""
+    print(f"wrote {args.groups} groups{source} to {out} (try `prm-probe stats {out}`)")
     return 0
 
 
@@ -488,18 +494,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", parents=[common], help="sample scored groups from a checkpoint (no training)")
     p.add_argument("checkpoint", help="model folder, run folder (newest checkpoint), or built-in model name")
-    p.add_argument("--task", required=True, help="task name, as for train")
+    p.add_argument("--task", help="task name, as for train (default: the run's, when CHECKPOINT is in a run)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="a task option, typed by the task's default (e.g. --option operands=[1,9])")
+                   help="a task option, typed by the task's default (e.g. --option operands=[1,9]); for a run, "
+                        "one that differs from the run's is refused")
+    p.add_argument("--allow-task-override", action="store_true",
+                   help="sample a run with other task settings than its own (recorded in the log's metadata)")
     p.add_argument("--groups", type=int, default=64, help="number of groups (default 64)")
-    p.add_argument("--group-size", type=int, default=8, help="G (default 8)")
+    p.add_argument("--group-size", type=int, help="G (default: the run's, else 8)")
     p.add_argument("--split", choices=["train", "validation"], default="validation", help="problem split")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--seed", type=int,
+                   help="seed of the samples and of the problems (default: the run's, else 0); it never redraws "
+                        "the task: a run's seed-drawn options (the toy tree's target) are kept")
+    p.add_argument("--max-new-tokens", type=int, help="maximum completion length (default: the run's, else 64)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default: the run's, else 1.0)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling threshold (default: the run's, else 1.0: off)")
+    p.add_argument("--top-k", type=int, help="top-k sampling (default: the run's, else 0: off)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where to run the model (default auto: cuda when available)")
     p.add_argument("-o", "--output", default="samples.parquet", help="rollout log to write (default samples.parquet)")
     p.set_defaults(func=cmd_sample)
 
@@ -510,8 +522,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rollouts", type=int, default=16, help="K, continuations sampled per node (default 16)")
     p.add_argument("--max-nodes", type=int, default=200, help="at most this many nodes, a seeded subset (default 200)")
     p.add_argument("--step", type=int, help="the log's step to analyse (default: its first)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--seed", type=int, default=0, help="seed of the node subset and the continuations (default 0)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where to run the model (default auto: cuda when available)")
+    p.add_argument("--allow-task-override", action="store_true",
+                   help="analyse a log whose task differs from the run CHECKPOINT belongs to (a warning)")
     p.add_argument("-o", "--output", metavar="FILE", help="one row per node (.csv or .parquet); reruns resume")
     p.add_argument("--tokens", metavar="FILE",
                    help="also write the per-token view (.csv or .parquet): A(i,t) beside the advantage from V")
@@ -562,12 +577,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="tabular, tiny-gpt2, smollm2-135m or a model folder (default tiny-gpt2); toy-tree "
                                    "results are kept per model")
     g = p.add_argument_group("toy-tree")
-    g.add_argument("--seeds", type=int, help="seeds per configuration (default: the model's plan; 20 for tabular, "
+    g.add_argument("--seeds", type=int, help="seeds per configuration (default: the model's plan; 60 for tabular, "
                                              "5 otherwise)")
     g.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help="with --lr: run Table 1 at this setting "
                                                                         "instead of the plan's (no calibration)")
     g.add_argument("--lr", type=float, help="with --optimizer: the learning rate of that setting")
     g.add_argument("--no-sensitivity", action="store_true", help="skip the optimiser / learning-rate sweep")
+    g.add_argument("--engine", choices=["auto", "trainer"], default="auto",
+                   help="auto: the tabular policy's runs take the lockstep engine (the trainer's trajectory, "
+                        "without its overhead); trainer: every run through the trainer (default auto)")
     g = p.add_argument_group("overlap-dynamics")
     g.add_argument("--group-sizes", type=int, nargs="+", default=[6, 36], help="default 6 36, as in the paper")
     g.add_argument("--task", help="default: a depth-12 toy tree with a dense reward (a CPU-sized stand-in)")

@@ -214,3 +214,70 @@ def test_a_model_folder_is_not_a_run_folder(tmp_path):
     run.rollouts.mkdir(parents=True)
     run.config.write_text("{}")
     assert is_run_dir(run.path)
+
+
+def test_exact_values_of_a_trained_table_match_an_enumeration_written_here(tmp_path):
+    """An independent check of ``exact_value``: from a trained tabular checkpoint's saved table (read with
+    safetensors, no prm_probe code), the run's task.json (its target) and the toy tree's reward written out
+    here, enumerate every continuation of each node's prefix and compare V with prm-quality's."""
+    import itertools
+
+    from safetensors.numpy import load_file
+
+    from prm_probe.experiments.sweeps import toy_config
+    from prm_probe.training.collect import sample_log
+    from prm_probe.training.config import config_from_dict
+    from prm_probe.training.trainer import train
+
+    cfg = toy_config(model="tabular", n=1, r_neg=-1.0, seed=3, weighting="uniform", lr=0.5, optimizer="sgd",
+                     steps=10, rollouts_every=0)
+    run = train(config_from_dict(cfg), tmp_path / "run")
+    log = sample_log(str(run), out=tmp_path / "log.parquet", groups=6, split="train", seed=5)
+    nodes = prm_quality(run, log, rollouts=2, seed=0, max_nodes=1000)
+
+    model = run / "checkpoints" / "step-000010" / "model"
+    theta = load_file(str(model / "model.safetensors"))["table"].astype(np.float64)  # (15, 2)
+    actions = json.loads((model / "config.json").read_text())["actions"]  # token ids, in column order
+    task = json.loads((run / "task.json").read_text())["options"]
+    target, n, r_neg, r_other = task["target"], task["n"], task["r_neg"], task["r_other"]
+    assert theta.shape == (15, 2) and np.abs(theta).max() > 0.3  # the table has moved away from uniform
+
+    def reward(path: str) -> float:
+        if path == target:
+            return 1.0
+        return r_neg if path[:n] == target[:n] else r_other
+
+    rows = pq.read_table(log).to_pylist()
+    letter = {i: c for r in rows for i, c in zip(r["completion_ids"], r["completion"], strict=True)}
+    column = {letter[a]: j for j, a in enumerate(actions)}
+
+    def value(prefix: str) -> float:
+        """Σ over continuations of π(continuation | prefix)·r: the probabilities of the prefix's own actions
+        are not part of it."""
+        state = 0
+        for ch in prefix:
+            state = state * 2 + 1 + column[ch]
+        total = 0.0
+        for rest in itertools.product("LR", repeat=4 - len(prefix)):
+            s, prob = state, 1.0
+            for ch in rest:
+                z = theta[s]
+                prob *= (np.exp(z - z.max()) / np.exp(z - z.max()).sum())[column[ch]]
+                s = s * 2 + 1 + column[ch]
+            total += prob * reward(prefix + "".join(rest))
+        return total
+
+    pinned = 0
+    for _, node in nodes.iterrows():
+        group = [r for r in rows if r["group"] == node["group"]]
+        counts: dict[str, list[float]] = {}
+        for r in group:
+            counts.setdefault(r["completion"][: int(node["end"])], []).append(r["reward"])
+        candidates = [p for p, rs in counts.items() if len(rs) == node["size"]
+                      and np.mean(rs) == pytest.approx(node["step_reward"])]
+        values = [value(p) for p in candidates]
+        assert any(v == pytest.approx(node["exact_value"], abs=1e-6) for v in values), (node, candidates, values)
+        # pinned down: one candidate prefix, or candidates (siblings alike in size and rewards) of one value
+        pinned += all(v == pytest.approx(node["exact_value"], abs=1e-6) for v in values)
+    assert len(nodes) > 20 and pinned >= 0.8 * len(nodes)
+    assert (nodes["exact_std"] > 0.1).sum() >= 10  # nodes whose value is not trivially every member's reward

@@ -247,7 +247,14 @@ def test_sample_command_writes_a_valid_log(tmp_path):
     run = train(_config(steps=1), tmp_path / "run")
     out = tmp_path / "probe.parquet"
     assert main(["sample", str(run), "--task", "arithmetic", "--groups", "3", "--group-size", "4",
-                 "--max-new-tokens", "6", "--device", "cpu", "-o", str(out), "-q"]) == 0
+                 "--max-new-tokens", "6", "--device", "cpu", "-o", str(out), "-q"]) == 2  # not the run's task
+    assert not out.exists()
+    assert main(["sample", str(run), "--task", "arithmetic", "--allow-task-override", "--groups", "3",
+                 "--group-size", "4", "--max-new-tokens", "6", "--device", "cpu", "-o", str(out), "-q"]) == 0
+    from prm_probe.core.rollouts import read_metadata
+
+    override = read_metadata(out)["prm_probe.task_override"]
+    assert override == "task.name ('toy-tree' in the run, 'arithmetic' in this sample)"
     report = validate_log(out)
     assert report.ok and report.rows == 12 and report.groups == 3
     import pyarrow.parquet as pq

@@ -4,6 +4,8 @@ reading ``config.json`` / ``metrics.jsonl`` / ``validation.jsonl`` and their set
 Layout of a run folder::
 
     config.json          the resolved config (``prm_probe.training.config``)
+    task.json            the task's identity: name and options, seed-drawn ones filled in
+                         (``prm_probe.training.tasks.identity``)
     metrics.jsonl        one JSON object per optimiser step (``step`` first)
     validation.jsonl     one object per validation
     rollouts/step-000001.parquet ...   the rollout log, one part per step
@@ -34,7 +36,7 @@ from prm_probe.errors import CheckpointError
 
 __all__ = ["MATCHED_SETTINGS", "Labels", "Run", "RunFolder", "algorithm_label", "checkpoint_dirs",
            "config_differences", "is_run_dir", "latest_checkpoint", "load_run", "model_source", "part_name",
-           "part_step"]
+           "part_step", "run_of"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,10 @@ class RunFolder:
     @property
     def config(self) -> Path:
         return self.path / "config.json"
+
+    @property
+    def task(self) -> Path:
+        return self.path / "task.json"
 
     @property
     def metrics(self) -> Path:
@@ -105,6 +111,18 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     return f.config.is_file() and (f.metrics.is_file() or f.rollouts.is_dir() or f.checkpoints.is_dir())
 
 
+def run_of(path: str | os.PathLike) -> Path | None:
+    """The run folder a ``CHECKPOINT`` argument belongs to: the folder itself when it is a run, the run around a
+    checkpoint (``RUN/checkpoints/step-N`` or its ``model/``), else None (a model folder, a built-in name)."""
+    p = Path(path)
+    candidates = [p]
+    if p.name == "model":
+        p = p.parent
+    if part_step(p.name) is not None and p.parent.name == "checkpoints":
+        candidates.append(p.parent.parent)
+    return next((c for c in candidates if is_run_dir(c)), None)
+
+
 def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
     """Complete checkpoints of a run, oldest first (complete = renamed into place with its state.json)."""
     root = RunFolder(run_dir).checkpoints
@@ -122,12 +140,16 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 
 
 def model_source(path: str | os.PathLike) -> str:
-    """What a ``CHECKPOINT`` argument names: a run folder means the model of its newest complete checkpoint;
-    anything else (a model folder, a built-in name) is returned as given.
+    """What a ``CHECKPOINT`` argument names: a run folder means the model of its newest complete checkpoint, a
+    checkpoint folder (``RUN/checkpoints/step-N``) its ``model/``; anything else (a model folder, a built-in
+    name) is returned as given.
 
     Raises:
         CheckpointError: a run folder without a complete checkpoint.
     """
+    p = Path(path)
+    if part_step(p.name) is not None and p.parent.name == "checkpoints" and (p / "model").is_dir():
+        return str(p / "model")
     if not is_run_dir(path):
         return str(path)
     ckpt = latest_checkpoint(path)

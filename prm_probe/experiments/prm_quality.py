@@ -14,7 +14,6 @@ nodes already there, so a killed run keeps what it finished.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -33,37 +32,11 @@ logger = logging.getLogger(__name__)
 
 #: One row per node.
 NODE_COLUMNS = ("run_id", "step", "group", "node", "size", "depth", "start", "end", "step_reward", "group_mean",
-                "group_std", "mc_value", "mc_stderr", "K", "exact_value")
+                "group_std", "mc_value", "mc_stderr", "K", "exact_value", "exact_std")
 
 #: One row per completion token that lies in a node with a value (see :func:`prm_quality_tokens`).
 TOKEN_COLUMNS = ("run_id", "step", "group", "sample", "t", "node", "size", "reward", "step_reward", "value",
                  "outcome_advantage", "prm_advantage", "value_advantage", "value_advantage_stderr")
-
-
-def _settings(meta: dict[str, str]) -> dict[str, Any]:
-    """Task and sampling settings from a log's metadata (a trainer run's config or `prm-probe sample`'s)."""
-    raw = meta.get("config")
-    try:
-        cfg = json.loads(raw) if raw else None
-    except ValueError:
-        cfg = None
-    if isinstance(cfg, dict) and isinstance(cfg.get("sampling"), dict) and isinstance(cfg.get("task"), dict):
-        t, s = cfg["task"], cfg["sampling"]
-        return {"task": t["name"], "options": t.get("options") or {}, "seed": int(cfg.get("seed", 0)),
-                "train_size": int(t.get("train_size", 2000)), "val_size": int(t.get("val_size", 64)),
-                "temperature": float(s.get("temperature", 1.0)), "top_p": float(s.get("top_p", 1.0)),
-                "top_k": int(s.get("top_k", 0)), "max_new_tokens": int(s.get("max_new_tokens", 64)),
-                "chat_template": bool(s.get("chat_template", True))}
-    if isinstance(cfg, dict) and "groups" in cfg and isinstance(cfg.get("task"), str):
-        n = max(int(cfg["groups"]), 1)
-        return {"task": cfg["task"], "options": cfg.get("task_options") or {}, "seed": int(cfg.get("seed", 0)),
-                "train_size": n, "val_size": n, "temperature": float(cfg.get("temperature", 1.0)),
-                "top_p": float(cfg.get("top_p", 1.0)), "top_k": int(cfg.get("top_k", 0)),
-                "max_new_tokens": int(cfg.get("max_new_tokens", 128)),
-                "chat_template": bool(cfg.get("chat_template", True))}
-    raise ConfigError("the log's metadata has no task and sampling settings (key 'config'); expected a log written "
-                      "by `prm-probe train` or `prm-probe sample`; sample one with `prm-probe sample CHECKPOINT "
-                      "--task TASK`")
 
 
 def _check_tokenizer(meta: dict[str, str], tokenizer, table) -> None:
@@ -143,39 +116,44 @@ def _shared_nodes(table, step: int | None) -> list[dict[str, Any]]:
 
 def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollouts: int = 16,
                 max_nodes: int = 200, step: int | None = None, seed: int = 0, device: str = "auto",
-                out: str | os.PathLike | None = None, batch_nodes: int = 8,
+                out: str | os.PathLike | None = None, batch_nodes: int = 8, allow_task_override: bool = False,
                 progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> pd.DataFrame:
     """R̂(λ) of each shared node of one step of ``log`` beside a Monte-Carlo estimate of V(prefix).
 
     Args:
-        checkpoint: a model folder, a run folder (its newest checkpoint) or a built-in model name, as for
-            ``prm-probe sample``; the log should have been sampled from it (a warning says when the log's model
-            differs; the comparison is still made).
-        log: a rollout log with ``prompt_ids`` and its sampling settings in the metadata.
+        checkpoint: a model folder, a run folder (its newest checkpoint), a run's checkpoint or a built-in model
+            name, as for ``prm-probe sample``; the log should have been sampled from it (a warning says when the
+            log's model differs; the comparison is still made). When it belongs to a run, the log's task must be
+            the run's (name and options, seed-drawn ones such as the toy tree's target included).
+        log: a rollout log with ``prompt_ids`` and its task and sampling settings in the metadata. Its task is
+            rebuilt from them and checked against the log itself: every problem must give the log's prompt ids,
+            and every completion of the analysed step must score the log's reward.
         rollouts: K, continuations sampled per node.
         max_nodes: at most this many nodes (a seeded random subset when there are more).
         step: the log's step to analyse (default: its first).
         seed: fixes the node subset and the sampling.
+        allow_task_override: analyse a log whose task differs from the checkpoint's run (logged as a warning).
         out: a ``.csv`` or ``.parquet`` file written after every ``batch_nodes`` nodes; a rerun skips the nodes
             already in it.
         progress: a wrapper of the node-batch iterator that shows progress (e.g. ``tqdm``).
 
     Returns:
-        One row per node with the columns of :data:`NODE_COLUMNS` (``exact_value`` NaN where the task does not
+        One row per node with the columns of :data:`NODE_COLUMNS` (``exact_value`` and ``exact_std``, the value
+        and the standard deviation of the reward below the prefix under the policy, NaN where the task does not
         enumerate its completions).
 
     Raises:
-        ConfigError: a log without prompt ids or settings, a tokenizer that does not match the log, a task that
-            cannot score, or a bad step.
+        ConfigError: a log without prompt ids or settings, a log of another task than the checkpoint's run, a log
+            whose prompts or rewards are not its recorded task's, a tokenizer that does not match the log, or a
+            bad step.
     """
     import torch
 
     from prm_probe.core.rollouts import read_metadata, read_rollouts
     from prm_probe.core.runs import model_source
-    from prm_probe.training.collect import score_completion
+    from prm_probe.training.collect import get_task_from, log_settings, score_completion
     from prm_probe.training.models import completion_end_token_ids, load_policy, pick_device
     from prm_probe.training.sampling import sample_completions
-    from prm_probe.training.tasks import get_task
 
     if out is not None:
         check_table_path(out)
@@ -186,9 +164,10 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
     if "prompt_ids" not in table.column_names or table.column("prompt_ids").null_count:
         raise ConfigError(f"log '{log}' has no prompt_ids; expected the prompt token ids to continue from; "
                           "sample the log with `prm-probe sample` or `prm-probe train`")
-    s = _settings(meta)
-    task = get_task(s["task"], seed=s["seed"], options=s["options"], train_size=s["train_size"],
-                    val_size=s["val_size"])
+    settings = log_settings(meta)
+    task = get_task_from(settings.task, settings.seed)
+    _check_run_task(checkpoint, task.identity(), allow_task_override)
+    s = settings.sampling
     source = model_source(checkpoint)
     if meta.get("model") and meta["model"] not in (str(checkpoint), source):
         logger.warning("the log was sampled from %r, not from %r: V is the value under the given checkpoint",
@@ -201,8 +180,9 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
     nodes = _shared_nodes(table, step)
     missing = {n["prompt_id"] for n in nodes} - set(problems)
     if missing:
-        raise ConfigError(f"prompt ids {sorted(missing)[:3]} of the log are not problems of task {s['task']!r} "
-                          "with the log's settings; expected a log of this task; check the log")
+        raise ConfigError(f"prompt ids {sorted(missing)[:3]} of the log are not problems of task "
+                          f"{settings.task.name!r} with the log's settings; expected a log of this task; check the log")
+    _check_log_against_task(table, nodes, task, problems, tokenizer, s.chat_template, score_completion)
     rng = np.random.default_rng(seed)
     if len(nodes) > max_nodes:
         keep = np.sort(rng.choice(len(nodes), size=max_nodes, replace=False))
@@ -214,7 +194,7 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
     enumerable = task.enumerate_completions(tokenizer)
     end_ids = completion_end_token_ids(tokenizer)
     allowed = task.allowed_token_ids(tokenizer)
-    dist = PolicyDistribution(temperature=s["temperature"],
+    dist = PolicyDistribution(temperature=s.temperature,
                               allowed=tuple(int(a) for a in allowed) if allowed is not None else None)
     rows = list(done.values())
     batches = [todo[i:i + batch_nodes] for i in range(0, len(todo), batch_nodes)]
@@ -224,11 +204,12 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
             gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + n["group"] * 4099 + n["node"])
             values = _mc_values(policy, tokenizer, task, problem, n, rollouts, s, gen, end_ids, allowed,
                                 score_completion, sample_completions)
-            exact = (_exact_value(policy, tokenizer, task, problem, n, enumerable, dist, dev, score_completion)
-                     if enumerable is not None else float("nan"))
+            exact, exact_std = (_exact_value(policy, tokenizer, task, problem, n, enumerable, dist, dev,
+                                             score_completion)
+                                if enumerable is not None else (float("nan"), float("nan")))
             rows.append({**{k: n[k] for k in NODE_COLUMNS if k in n}, "mc_value": float(values.mean()),
                          "mc_stderr": float(values.std(ddof=1) / np.sqrt(len(values))), "K": len(values),
-                         "exact_value": exact})
+                         "exact_value": exact, "exact_std": exact_std})
         if out is not None:
             write_table(pd.DataFrame(rows, columns=list(NODE_COLUMNS)), out)
     frame = pd.DataFrame(rows, columns=list(NODE_COLUMNS))
@@ -237,28 +218,29 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
 
 def _mc_values(policy, tokenizer, task, problem, node, k, s, gen, end_ids, allowed, score, sample) -> np.ndarray:
     prefix = node["prefix"]
-    remaining = s["max_new_tokens"] - len(prefix)
+    remaining = s.max_new_tokens - len(prefix)
     exact_new = task.exact_new_tokens - len(prefix) if task.exact_new_tokens is not None else None
     if (prefix and prefix[-1] in end_ids) or remaining <= 0 or exact_new == 0:  # nothing left to sample
         text = tokenizer.decode(prefix, skip_special_tokens=True)
         return np.full(k, float(score(task, problem, text, prefix).reward))
     out = sample(policy, [node["prompt_ids"] + prefix], k, max_new_tokens=remaining, end_ids=end_ids,
-                 pad_id=int(tokenizer.pad_token_id), generator=gen, temperature=s["temperature"], top_k=s["top_k"],
-                 top_p=s["top_p"], allowed_token_ids=allowed, exact_new_tokens=exact_new)
+                 pad_id=int(tokenizer.pad_token_id), generator=gen, temperature=s.temperature, top_k=s.top_k,
+                 top_p=s.top_p, allowed_token_ids=allowed, exact_new_tokens=exact_new)
     full = [prefix + list(c) for c in out.completion_ids]
     texts = tokenizer.batch_decode(full, skip_special_tokens=True)
     return np.array([float(score(task, problem, t, ids).reward) for t, ids in zip(texts, full, strict=True)])
 
 
-def _exact_value(policy, tokenizer, task, problem, node, enumerable, dist, device, score) -> float:
-    """Σ over the enumerable completions through the prefix of π(continuation | prefix)·r, under the policy
-    distribution ``dist`` (the sampler's temperature and allowed tokens)."""
+def _exact_value(policy, tokenizer, task, problem, node, enumerable, dist, device, score) -> tuple[float, float]:
+    """V = Σ over the enumerable completions through the prefix of π(continuation | prefix)·r under the policy
+    distribution ``dist`` (the sampler's temperature and allowed tokens), and the standard deviation of r below
+    the prefix (0 where every continuation scores alike: there any estimate of V is exact)."""
     from prm_probe.training.trainer import completion_logps
 
     prefix = node["prefix"]
     through = [(ids, text) for ids, text in enumerable if list(ids[:len(prefix)]) == prefix]
     if not through:
-        return float("nan")
+        return float("nan"), float("nan")
     import torch
 
     with torch.no_grad():
@@ -266,7 +248,55 @@ def _exact_value(policy, tokenizer, task, problem, node, enumerable, dist, devic
                                           int(tokenizer.pad_token_id), device, dist=dist)
     cont = logp[:, len(prefix):].double().sum(dim=1).exp().cpu().numpy()
     reward = np.array([score(task, problem, text, ids).reward for ids, text in through])
-    return float(cont @ reward / cont.sum())
+    p = cont / cont.sum()
+    value = float(p @ reward)
+    return value, float(np.sqrt(max(float(p @ (reward - value) ** 2), 0.0)))
+
+
+def _check_run_task(checkpoint, identity, allow: bool) -> None:
+    """Refuse a log whose task is not the task of the run the checkpoint belongs to (if it belongs to one)."""
+    from prm_probe.core.runs import run_of
+    from prm_probe.training.tasks.identity import run_task_identity
+
+    run = run_of(checkpoint)
+    if run is None:
+        return
+    mine = run_task_identity(run)
+    if mine == identity:
+        return
+    what = mine.describe(identity, ("the run", "the log"))
+    if allow:
+        logger.warning("the log's task differs from run '%s': %s; V is the value under the log's task", run, what)
+        return
+    raise ConfigError(f"the log was scored with another task than run '{run}' trained on: {what}; expected a log "
+                      f"of the run's task; sample one with `prm-probe sample {run}` (or pass "
+                      "--allow-task-override)")
+
+
+def _check_log_against_task(table, nodes, task, problems, tokenizer, chat_template: bool, score) -> None:
+    """The mechanism check of the rebuilt task: each measured node's problem must give the log's prompt ids, and
+    every completion of the analysed groups must score the reward the log holds."""
+    for n in nodes:
+        ids = [int(i) for i in task.prompt_ids(problems[n["prompt_id"]], tokenizer, chat_template)]
+        if ids != [int(i) for i in n["prompt_ids"]]:
+            raise ConfigError(f"problem {n['prompt_id']!r} of the log's task gives prompt ids {ids[:8]}… but the log "
+                              f"holds {list(n['prompt_ids'])[:8]}… (group {n['group']}); expected the task the log "
+                              "was sampled with; check the log's metadata or re-sample it")
+    if not nodes:
+        return
+    steps = np.asarray(table.column("step").to_numpy(zero_copy_only=False))
+    groups = np.asarray(table.column("group").to_numpy(zero_copy_only=False))
+    wanted = {(n["step"], n["group"]) for n in nodes}
+    rows = [i for i in range(table.num_rows) if (int(steps[i]), int(groups[i])) in wanted]
+    part = table.take(rows).select(["prompt_id", "completion_ids", "reward", "step", "group", "sample"]).to_pylist()
+    for r in part:
+        ids = [int(i) for i in r["completion_ids"]]
+        got = float(score(task, problems[r["prompt_id"]], tokenizer.decode(ids, skip_special_tokens=True),
+                          ids).reward)
+        if not np.isclose(got, float(r["reward"]), rtol=1e-6, atol=1e-6):
+            raise ConfigError(f"the log's reward {r['reward']} of step {r['step']} group {r['group']} sample "
+                              f"{r['sample']} is {got} under its recorded task {task.identity()}; expected the task "
+                              "that scored the log; check the log's metadata or re-sample it")
 
 
 def _read_done(out) -> dict[tuple, dict]:

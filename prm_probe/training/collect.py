@@ -7,6 +7,7 @@ training). A reward function that raises or returns NaN/inf stops the run with t
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,8 @@ import numpy as np
 
 from prm_probe.errors import ConfigError, PrmProbeError
 
-__all__ = ["GroupBatch", "RewardError", "batch_table", "check_policy_task", "collect_groups", "sample_log",
-           "score_completion"]
+__all__ = ["GroupBatch", "RewardError", "batch_table", "check_policy_task", "collect_groups", "get_task_from",
+           "log_settings", "sample_log", "score_completion"]
 
 
 class RewardError(PrmProbeError):
@@ -134,46 +135,99 @@ def batch_table(batch: GroupBatch, *, run_id: str, step: int, advantages: np.nda
     return rollout_table(cols, num_rows=n)
 
 
-def sample_log(model: str, task_name: str, out, *, groups: int, group_size: int, split: str = "validation",
-               seed: int = 0, max_new_tokens: int = 128, temperature: float = 1.0, top_p: float = 1.0,
-               top_k: int = 0, chat_template: bool = True, device: str = "auto", prompts_per_batch: int = 8,
-               task_options: dict | None = None, progress: bool = False):
-    """Sample ``groups`` groups of ``group_size`` from a checkpoint without training; write a rollout log.
+def sample_log(model: str, task_name: str | None = None, out="samples.parquet", *, groups: int = 64,
+               group_size: int | None = None, split: str = "validation", seed: int | None = None,
+               max_new_tokens: int | None = None, temperature: float | None = None, top_p: float | None = None,
+               top_k: int | None = None, chat_template: bool | None = None, device: str = "auto",
+               prompts_per_batch: int = 8, task_options: dict | None = None, allow_task_override: bool = False,
+               progress: bool = False):
+    """Sample ``groups`` groups from a checkpoint without training; write a rollout log.
+
+    When ``model`` is a run folder or one of its checkpoints, the run's settings travel with the sample: its task
+    (name and options, the seed-drawn ones such as the toy tree's target included), task sizes, seed, group size
+    and sampling settings are the defaults. A task setting that differs from the run's changes the rewards and
+    is refused, unless ``allow_task_override`` (the log's metadata then says what differs); the seed and the
+    sampling settings may differ (the seed then only draws samples and problems, never the task's rewards).
+    Without a run, ``task_name`` is needed and the defaults are those of a fresh ``TrainConfig``.
 
     Args:
-        model: a model folder, a run folder (its newest checkpoint is used) or a built-in model name.
-        task_name: a task name (see ``prm_probe.training.tasks``); problems come from its ``split``, cycling if needed.
+        model: a model folder, a run folder (its newest checkpoint), a run's checkpoint, or a built-in name.
+        task_name: a task name (see ``prm_probe.training.tasks``); problems come from its ``split``, cycling if
+            needed. Default: the run's.
         out: the Parquet log to write (atomically).
+        task_options: task options over the run's (or the task's defaults).
 
     Returns:
         The path written.
+
+    Raises:
+        ConfigError: no task for a checkpoint outside a run, a task setting that differs from the run's, or a bad
+            setting (checked as a run config is).
     """
     import torch
 
     from prm_probe.core.rollouts import RolloutWriter, log_metadata
-    from prm_probe.core.runs import model_source
+    from prm_probe.core.runs import model_source, run_of
     from prm_probe.errors import CheckpointError
+    from prm_probe.training.config import config_from_dict, config_to_dict
     from prm_probe.training.models import load_policy, pick_device
-    from prm_probe.training.tasks import get_task
+    from prm_probe.training.tasks.identity import METADATA_KEY, TaskIdentity, run_task_identity
 
+    run = run_of(model)
     source = model_source(model)
+    extra: dict[str, str] = {}
+    if run is not None:
+        base = config_to_dict(config_from_dict(json.loads((run / "config.json").read_text(encoding="utf-8"))))
+        run_identity = run_task_identity(run)
+        base["task"]["options"] = dict(run_identity.options)  # the seed-drawn options, pinned
+        extra["prm_probe.sampled_from"] = str(run)
+    elif task_name is None:
+        raise ConfigError(f"'{model}' is not a run folder or a run's checkpoint, so its task is unknown; expected "
+                          "a task; pass --task (and --option for its options)")
+    else:
+        base = config_to_dict(config_from_dict({"task": {"name": task_name}}))
+        base["task"].update(train_size=max(groups, 1), val_size=max(groups, 1))
+        run_identity = None
+    wanted = {"task.name": task_name, "seed": seed, "sampling.group_size": group_size,
+              "sampling.max_new_tokens": max_new_tokens, "sampling.temperature": temperature,
+              "sampling.top_p": top_p, "sampling.top_k": top_k, "sampling.chat_template": chat_template}
+    for dotted, value in wanted.items():
+        if value is not None:
+            section, _, key = dotted.rpartition(".")
+            (base[section] if section else base)[key] = value
+    if run_identity is not None and task_name is not None and task_name != run_identity.name:
+        base["task"]["options"] = {}  # another task: its own defaults
+    base["task"]["options"] = {**base["task"]["options"], **(task_options or {})}
+    base["model"] = {**base["model"], "name": source}
+    base["steps"] = 0  # a sample trains nothing
+    base["sampling"]["prompts_per_step"] = prompts_per_batch
+    settings = config_from_dict(base)  # every value checked as a run's would be
+    t, s = settings.task, settings.sampling
     dev = pick_device(device)
-    task = get_task(task_name, seed=seed, options=task_options or {}, train_size=max(groups, 1),
-                    val_size=max(groups, 1))
-    policy, tokenizer = load_policy(source, seed=seed, task=task)
+    task = get_task_from(t, settings.seed)
+    identity: TaskIdentity = task.identity()
+    if run_identity is not None and identity != run_identity:
+        what = run_identity.describe(identity, ("the run", "this sample"))
+        if not allow_task_override:
+            raise ConfigError(f"sampling run '{run}' with other task settings changes its rewards: {what}; expected "
+                              "the run's task; drop the override, or pass --allow-task-override to record it in "
+                              "the log")
+        extra["prm_probe.task_override"] = what
+    policy, tokenizer = load_policy(source, seed=settings.seed, task=task)
     policy.to(dev).eval()
     check_policy_task(policy, task, tokenizer)
     problems = task.problems(split)
     if not problems:
-        raise CheckpointError(f"task {task_name!r} has no {split} problems; expected at least one; try --split train")
+        raise CheckpointError(f"task {t.name!r} has no {split} problems; expected at least one; try --split train")
     chosen = [problems[i % len(problems)] for i in range(groups)]
-    gen = torch.Generator(device=dev).manual_seed(seed)
+    gen = torch.Generator(device=dev).manual_seed(settings.seed)
+    recorded = config_to_dict(settings)
+    recorded["task"]["options"] = dict(identity.options)
     meta = log_metadata(token_source="sampled", model=source, tokenizer=source,
                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                        config={"task": task_name, "groups": groups, "group_size": group_size, "split": split,
-                                "seed": seed, "max_new_tokens": max_new_tokens, "temperature": temperature,
-                                "top_p": top_p, "top_k": top_k, "chat_template": chat_template,
-                                "task_options": task_options or {}})
+                        config=recorded, vocab_size=str(len(tokenizer)),
+                        **{METADATA_KEY: identity.to_json(), "prm_probe.sample": {"split": split, "groups": groups}},
+                        **extra)
     starts = range(0, groups, prompts_per_batch)
     if progress:
         from tqdm.auto import tqdm
@@ -182,11 +236,62 @@ def sample_log(model: str, task_name: str, out, *, groups: int, group_size: int,
     with RolloutWriter(out, metadata=meta) as writer:
         for start in starts:
             batch = collect_groups(policy, tokenizer, task, chosen[start:start + prompts_per_batch],
-                                   group_size=group_size, generator=gen, max_new_tokens=max_new_tokens,
-                                   temperature=temperature, top_p=top_p, top_k=top_k, chat_template=chat_template)
-            adv = _advantages(batch.reward, group_size)
+                                   group_size=s.group_size, generator=gen, max_new_tokens=s.max_new_tokens,
+                                   temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+                                   chat_template=s.chat_template)
+            adv = _advantages(batch.reward, s.group_size)
             writer.write(batch_table(batch, run_id=Path(str(out)).stem, step=0, advantages=adv, first_group=start))
     return Path(str(out))
+
+
+def log_settings(meta: dict[str, str]):
+    """The task and sampling settings a rollout log was written with, as a ``TrainConfig`` whose task options are
+    the log's recorded task identity (seed-drawn options pinned).
+
+    Reads the ``config`` metadata of the trainer's logs and of ``prm-probe sample`` (both a run config), and the
+    flat shape older samples wrote (``task`` a name, ``task_options``, ``groups``, sampling keys at the top).
+
+    Raises:
+        ConfigError: the log records no task and sampling settings, or its recorded task identity is not what its
+            settings build.
+    """
+    from prm_probe.training.config import config_from_dict
+    from prm_probe.training.tasks.identity import log_task_identity
+
+    raw = meta.get("config")
+    try:
+        cfg = json.loads(raw) if raw else None
+    except ValueError:
+        cfg = None
+    if isinstance(cfg, dict) and isinstance(cfg.get("task"), str):  # an older `prm-probe sample` log
+        n = max(int(cfg.get("groups", 1) or 1), 1)
+        sampling_keys = ("group_size", "temperature", "top_p", "top_k", "max_new_tokens", "chat_template")
+        cfg = {"seed": int(cfg.get("seed", 0)), "steps": 0,
+               "task": {"name": cfg["task"], "options": cfg.get("task_options") or {}, "train_size": n,
+                        "val_size": n},
+               "sampling": {"max_new_tokens": 128, **{k: cfg[k] for k in sampling_keys if k in cfg}}}
+    if not (isinstance(cfg, dict) and isinstance(cfg.get("task"), dict) and isinstance(cfg.get("sampling"), dict)):
+        raise ConfigError("the log's metadata has no task and sampling settings (key 'config'); expected a log "
+                          "written by `prm-probe train` or `prm-probe sample`; sample one with `prm-probe sample "
+                          "CHECKPOINT --task TASK`")
+    known = {"seed", "steps", "model", "task", "sampling"}
+    settings = config_from_dict({k: v for k, v in cfg.items() if k in known})
+    identity = log_task_identity(meta)
+    built = get_task_from(settings.task, settings.seed).identity()
+    if identity is not None and identity != built:
+        raise ConfigError(f"the log records task {identity} but its settings build {built} "
+                          f"({identity.describe(built, ('the record', 'the settings'))}); expected the two to agree; "
+                          "re-sample the log")
+    return config_from_dict({**{k: v for k, v in cfg.items() if k in known},
+                             "task": {**cfg["task"], "options": built.options}})
+
+
+def get_task_from(task_config, seed: int):
+    """The task a ``TaskConfig`` section describes, drawn with ``seed``."""
+    from prm_probe.training.tasks import get_task
+
+    return get_task(task_config.name, seed=seed, options=dict(task_config.options),
+                    train_size=task_config.train_size, val_size=task_config.val_size)
 
 
 def _advantages(reward: np.ndarray, group_size: int) -> np.ndarray:

@@ -32,9 +32,9 @@ import numpy as np
 from prm_probe.core.files import append_jsonl, truncate_jsonl
 from prm_probe.core.runs import RunFolder, part_step
 from prm_probe.errors import CheckpointError
-from prm_probe.training.config import TrainConfig, config_from_dict, save_config_json
+from prm_probe.training.config import OptimConfig, TrainConfig, config_from_dict, save_config_json
 
-__all__ = ["completion_logps", "problem_order", "step_seed", "train"]
+__all__ = ["build_optimizer", "completion_logps", "lr_factor", "problem_order", "step_seed", "train"]
 
 if TYPE_CHECKING:
     from prm_probe.training.distribution import PolicyDistribution
@@ -107,11 +107,36 @@ def completion_logps(model, prompt_ids, completion_ids, pad_id: int, device, wit
     return logp, c_mask.float(), entropy
 
 
+def lr_factor(optim: OptimConfig, total_steps: int, step: int) -> float:
+    """The learning-rate multiplier at optimiser ``step``: linear warm-up, then constant or cosine."""
+    total = max(total_steps, 1)
+    if step < optim.warmup_steps:
+        return (step + 1) / (optim.warmup_steps + 1)
+    if optim.lr_schedule == "cosine":
+        frac = (step - optim.warmup_steps) / max(total - optim.warmup_steps, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+    return 1.0
+
+
+def build_optimizer(params, optim: OptimConfig, total_steps: int):
+    """The run's ``(optimizer, scheduler)`` over ``params``, as ``optim`` says (the one place they are built)."""
+    import torch
+
+    o = optim
+    if o.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=o.lr, weight_decay=o.weight_decay)
+    elif o.optimizer == "adam":
+        optimizer = torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2))
+    else:
+        optimizer = torch.optim.AdamW(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, o, total_steps))
+    return optimizer, scheduler
+
+
 class _Run:
     """State of one training run (model, optimiser, task, folders); built by :func:`train`."""
 
     def __init__(self, config: TrainConfig, out: Path, start_model: str | None) -> None:
-        import torch
 
         from prm_probe.training.distribution import PolicyDistribution
         from prm_probe.training.models import load_policy, pick_device
@@ -152,24 +177,8 @@ class _Run:
                                        allowed=None if allowed is None else tuple(allowed))
         self.exact = _enumerated(self.task, self.tokenizer, self.train_problems[0])  # finite tasks: all completions
         self.mismatch_warned = False
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        o = config.optim
-        if o.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=o.lr, weight_decay=o.weight_decay)
-        elif o.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2))
-        else:
-            self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-
-    def _lr_factor(self, step: int) -> float:
-        o, total = self.config.optim, max(self.config.steps, 1)
-        if step < o.warmup_steps:
-            return (step + 1) / (o.warmup_steps + 1)
-        if o.lr_schedule == "cosine":
-            frac = (step - o.warmup_steps) / max(total - o.warmup_steps, 1)
-            return 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
-        return 1.0
+        self.optimizer, self.scheduler = build_optimizer(
+            [p for p in self.model.parameters() if p.requires_grad], config.optim, config.steps)
 
     def reference_logps(self, prompts, completions, chunks: list[slice]):
         """(N, T) reference log-probs (None when β = 0), computed micro-batch by micro-batch."""
@@ -438,12 +447,14 @@ def exact_expectations(run: _Run, problem) -> dict[str, float]:
 
 def _log_metadata(run: _Run) -> dict[str, str]:
     from prm_probe.core.rollouts import log_metadata
+    from prm_probe.training.tasks.identity import METADATA_KEY
 
     tok = run.tokenizer
     return log_metadata(token_source="sampled", model=run.config.model.name,
                         tokenizer=getattr(tok, "name_or_path", "") or run.config.model.name,
                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                        config=save_config_json(run.config), seed=str(run.config.seed))
+                        config=save_config_json(run.config), seed=str(run.config.seed),
+                        **{METADATA_KEY: run.task.identity().to_json()})
 
 
 def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = False,
@@ -465,6 +476,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         prune_checkpoints,
         save_checkpoint,
     )
+    from prm_probe.training.tasks.identity import write_run_identity
 
     out = Path(out)
     folder = RunFolder(out)
@@ -491,6 +503,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         state = load_training_state(Path(start_model).parent, run.optimizer, run.scheduler)
         start = int(state["step"])
     write_text_atomic(folder.config, save_config_json(config))
+    write_run_identity(out, run.task.identity())  # the task's rewards, seed-drawn options included
     truncate_jsonl(folder.metrics, start)
     truncate_jsonl(folder.validation, start)
     for part in folder.parts():

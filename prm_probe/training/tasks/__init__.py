@@ -14,7 +14,11 @@ Scorers never raise on garbage completions: they give reward 0. Left out: sampli
 batching (the trainer's), and anything that downloads data. Pure Python + numpy; tokenizers are passed in
 as objects with the Hugging Face API, so this module never imports torch or transformers.
 
-Modules: ``base`` (the interface), ``answers`` (answer extraction), ``toy_tree``, ``arithmetic``
+A task's :class:`TaskIdentity` (``identity``: registry name and resolved options, seed-drawn ones included)
+travels with every run folder (``task.json``) and rollout log (metadata ``prm_probe.task``), so samples and
+analyses of a run use the run's rewards and refuse another's.
+
+Modules: ``base`` (the interface), ``identity``, ``answers`` (answer extraction), ``toy_tree``, ``arithmetic``
 (``arithmetic``, ``countdown``), ``external`` (reasoning-gym, JSONL); the registry is here.
 """
 
@@ -28,10 +32,17 @@ from prm_probe.training.tasks.answers import extract_answer, last_boxed
 from prm_probe.training.tasks.arithmetic import Arithmetic, Countdown
 from prm_probe.training.tasks.base import Problem, Score, Task
 from prm_probe.training.tasks.external import JsonlTask, ReasoningGym
+from prm_probe.training.tasks.identity import (
+    TaskIdentity,
+    identity_from_config,
+    log_task_identity,
+    run_task_identity,
+)
 from prm_probe.training.tasks.toy_tree import ToyTree
 
-__all__ = ["TASKS", "Arithmetic", "Countdown", "JsonlTask", "Problem", "ReasoningGym", "Score", "Task", "ToyTree",
-           "extract_answer", "get_task", "last_boxed", "list_tasks", "option_defaults"]
+__all__ = ["TASKS", "Arithmetic", "Countdown", "JsonlTask", "Problem", "ReasoningGym", "Score", "Task", "TaskIdentity",
+           "ToyTree", "extract_answer", "get_task", "identity_from_config", "last_boxed", "list_tasks",
+           "log_task_identity", "option_defaults", "run_task_identity"]
 
 TASKS: dict[str, type] = {"toy-tree": ToyTree, "arithmetic": Arithmetic, "countdown": Countdown}
 _PREFIXES = ("reasoning-gym", "jsonl")
@@ -75,14 +86,18 @@ def get_task(name: str, *, seed: int = 0, options: dict | None = None, train_siz
     elif colon and prefix in _PREFIXES:
         if not rest:
             raise ConfigError(f"task {name!r} has nothing after ':'; expected {prefix}:<name or path>; add it")
-        return (ReasoningGym if prefix == "reasoning-gym" else JsonlTask)(rest, **kwargs)
+        task = (ReasoningGym if prefix == "reasoning-gym" else JsonlTask)(rest, **kwargs)
+        task.registry_name = name
+        return task
     elif colon:
         cls = _load_class(name)
     else:
         raise UnknownNameError(f"unknown task {name!r}; expected one of {', '.join(list_tasks())}, "
                                f"reasoning-gym:<name>, jsonl:<path> or pkg.module:Class; "
                                f"{close_matches(name, [*TASKS, *_PREFIXES])}pick one of those")
-    return cls(**kwargs)
+    task = cls(**kwargs)
+    task.registry_name = name
+    return task
 
 
 def option_defaults(name: str) -> dict[str, Any]:

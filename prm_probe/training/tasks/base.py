@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
 from prm_probe.errors import ConfigError, close_matches
+
+if TYPE_CHECKING:
+    from prm_probe.training.tasks.identity import TaskIdentity
 
 BOXED_INSTRUCTION = "Let's think step by step and output the final answer within \\boxed{}."
 _INSTALL = "run `pip install 'prm-probe[tasks]'`"
@@ -30,8 +33,6 @@ class Score:
 
     reward: float
     components: dict[str, float]
-
-
 
 
 def _int_range(task: str, key: str, value: Any, lo: int) -> tuple[int, int]:
@@ -56,6 +57,9 @@ class Task:
     name: str = "task"
     exact_new_tokens: int | None = None
     defaults: ClassVar[dict[str, Any]] = {}
+    #: options whose default (None) the seed draws, e.g. the toy tree's ``target``; :meth:`identity` records
+    #: the drawn values, so whatever is derived from a run keeps the run's rewards whatever seed it uses
+    seed_drawn: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, seed: int = 0, options: dict | None = None, train_size: int = 2000,
                  val_size: int = 64) -> None:
@@ -72,7 +76,20 @@ class Task:
                                   f"{', '.join(self.defaults) or '(none)'}; {close_matches(key, self.defaults)}"
                                   "fix [task.options]")
         self.options = {**self.defaults, **opts}
+        self.drawn = tuple(k for k in self.seed_drawn if self.options.get(k) is None)
+        #: the name :func:`~prm_probe.training.tasks.get_task` resolved (e.g. ``reasoning-gym:chain_sum``)
+        self.registry_name = self.name
         self._splits: dict[str, list[Problem]] = {}
+
+    def identity(self) -> TaskIdentity:
+        """What defines this task's rewards: its registry name and its options, the seed-drawn ones filled in.
+
+        Subclasses that draw an option from the seed store the drawn value in ``self.options`` in their
+        ``__init__`` (after ``super().__init__``).
+        """
+        from prm_probe.training.tasks.identity import TaskIdentity
+
+        return TaskIdentity.of(self.registry_name, self.options, drawn=self.drawn, seed=self.seed)
 
     def problems(self, split: Literal["train", "validation"]) -> list[Problem]:
         """The problems of ``split``, deterministic from the seed and sizes; the splits are disjoint."""

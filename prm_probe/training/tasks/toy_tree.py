@@ -13,7 +13,9 @@ from prm_probe.training.tasks.base import Problem, Score, Task
 class ToyTree(Task):
     """The depth-d binary tree of docs/science.md §7.1: one BOS-only prompt, d forced L/R actions.
 
-    The target path T is drawn uniformly from the seed (attribute ``target``). Rewards: 1.0 for T, ``r_neg`` for
+    The target path T is option ``target`` (a string of ``depth`` actions); left unset (None), it is drawn
+    uniformly from the seed, and :meth:`identity` records the drawn path, so a sample or analysis of a run
+    keeps the run's T whatever seed it samples with. Rewards: 1.0 for T, ``r_neg`` for
     any other path sharing T's first ``n`` actions (the trap), ``r_other`` otherwise. Option ``reward="prefix"``
     instead gives the share of T's actions a path matches from the start (a dense signal for deep trees).
     A completion that is not a valid path (wrong length, or an id other than the two action ids) gets reward 0
@@ -23,7 +25,8 @@ class ToyTree(Task):
 
     name = "toy-tree"
     defaults: ClassVar[dict[str, Any]] = {"depth": 4, "n": 1, "r_neg": -1.0, "r_other": 0.7, "actions": ("L", "R"),
-                                          "reward": "paper"}
+                                          "reward": "paper", "target": None}
+    seed_drawn: ClassVar[tuple[str, ...]] = ("target",)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -46,7 +49,15 @@ class ToyTree(Task):
         self.depth, self.n, self.actions = d, n, (acts[0], acts[1])
         self.r_neg, self.r_other = float(o["r_neg"]), float(o["r_other"])
         self.exact_new_tokens = d
-        self.target = "".join(self.actions[i] for i in np.random.default_rng(self.seed).integers(0, 2, size=d))
+        target = o["target"]
+        if target is None:  # drawn from the seed (the draw every earlier run used)
+            target = "".join(self.actions[i] for i in np.random.default_rng(self.seed).integers(0, 2, size=d))
+        elif not (isinstance(target, str) and len(target) == d and set(target) <= set(self.actions)):
+            raise ConfigError(f"toy-tree target={target!r}; expected a string of {d} actions from "
+                              f"{''.join(self.actions)}; fix [task.options] target (or leave it unset: the seed "
+                              "draws it)")
+        self.target = target
+        self.options["target"] = target
         self._id_to_action: dict[int, str] | None = None
 
     def path_reward(self, path: str) -> float:

@@ -29,6 +29,7 @@ from prm_probe.errors import ConfigError
 
 __all__ = [
     "CELLS",
+    "ENGINES",
     "PAPER_TABLE1",
     "RunSpec",
     "calibrated_setting",
@@ -40,6 +41,7 @@ __all__ = [
     "toy_config",
     "toy_tree_specs",
     "toy_tree_table",
+    "uses_lockstep",
 ]
 
 logger = logging.getLogger(__name__)
@@ -153,8 +155,25 @@ def _finished(run_dir: Path, steps: int) -> bool:
     return len(read_jsonl(RunFolder(run_dir).metrics)) >= steps
 
 
-def _run_one(run_dir: str, config: dict[str, Any]) -> str:
+#: How sweeps train their runs: ``auto`` steps the tabular policy with the lockstep engine (the trainer's
+#: trajectory, ~5× faster; :mod:`prm_probe.experiments.lockstep`) and everything else with the trainer;
+#: ``trainer`` uses the trainer for every run.
+ENGINES = ("auto", "trainer")
+
+
+def uses_lockstep(config: dict[str, Any], engine: str = "auto") -> bool:
+    """Whether a sweep trains ``config`` with the lockstep engine (``engine`` one of :data:`ENGINES`)."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine {engine!r}; expected one of {', '.join(ENGINES)}; fix --engine")
+    loss = config.get("loss", {})
+    return (engine == "auto" and config.get("model", {}).get("name") == "tabular"
+            and loss.get("mu", 1) == 1 and loss.get("beta", 0.0) == 0.0)
+
+
+def _run_one(run_dir: str, config: dict[str, Any], engine: str = "auto") -> str:
     """Train one run in a worker process (one torch thread); resume it if it was interrupted."""
+    import shutil
+
     import torch
 
     from prm_probe.training.checkpoint import is_run_dir, latest_checkpoint
@@ -164,20 +183,26 @@ def _run_one(run_dir: str, config: dict[str, Any]) -> str:
     torch.set_num_threads(1)
     path = Path(run_dir)
     cfg = config_from_dict(config)
+    if uses_lockstep(config, engine):
+        from prm_probe.experiments.lockstep import train_lockstep
+
+        if path.exists():
+            shutil.rmtree(path)  # unfinished (metrics are written whole): a lockstep run takes a second
+        train_lockstep(cfg, path)
+        return run_dir
     if is_run_dir(path):
         if latest_checkpoint(path) is not None:
             train(cfg, path, resume=True)
             return run_dir
-        import shutil
-
         shutil.rmtree(path)  # interrupted before its first checkpoint: start again
     train(cfg, path)
     return run_dir
 
 
 def run_specs(specs: Sequence[RunSpec], out: str | os.PathLike, *, workers: int | None = None,
-              progress: bool = False) -> list[Path]:
-    """Run every spec into ``out/runs/<name>`` (skipping finished ones), ``workers`` at a time."""
+              progress: bool = False, engine: str = "auto") -> list[Path]:
+    """Run every spec into ``out/runs/<name>`` (skipping finished ones), ``workers`` at a time, with ``engine``
+    (:data:`ENGINES`)."""
     root = Path(out) / "runs"
     root.mkdir(parents=True, exist_ok=True)
     names = [s.name for s in specs]
@@ -194,14 +219,14 @@ def run_specs(specs: Sequence[RunSpec], out: str | os.PathLike, *, workers: int 
     if todo:
         if workers == 1:
             for s in todo:
-                _run_one(str(root / s.name), s.config)
+                _run_one(str(root / s.name), s.config, engine)
                 if bar is not None:
                     bar.update(1)
         else:
             import multiprocessing as mp
 
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_run_one, str(root / s.name), s.config) for s in todo]
+                futures = [pool.submit(_run_one, str(root / s.name), s.config, engine) for s in todo]
                 for fut in as_completed(futures):
                     fut.result()
                     if bar is not None:

@@ -50,10 +50,23 @@ def test_run_outcomes_and_table_by_hand():
     assert out.loc[0, "final_target_probability"] == pytest.approx(0.9) and bool(out.loc[0, "converged"])
     table = toy_tree_table(_outcome_rows())
     row = table.iloc[0]
-    assert row["GRPO"] == pytest.approx(0.15) and row["λ-GRPO"] == pytest.approx(0.65)
-    assert row["delta"] == pytest.approx(0.5) and row["GRPO_converged"] == 0 and row["λ-GRPO_converged"] == 4
+    assert row["GRPO_freq50"] == pytest.approx(0.15) and row["λ-GRPO_freq50"] == pytest.approx(0.65)
+    assert row["delta_freq50"] == pytest.approx(0.5) and row["delta_freq50_lo"] == row["delta_freq50_hi"] == 0.5
+    assert row["GRPO_final"] == pytest.approx(0.15) and row["λ-GRPO_final"] == pytest.approx(0.9)
+    assert row["GRPO_final_lo"] < 0.15 < row["GRPO_final_hi"] <= 0.3
+    assert row["GRPO_converged"] == 0 and row["λ-GRPO_converged"] == 4
     assert row["seeds"] == 4 and row["paper_delta"] == pytest.approx(0.7535)
-    assert 0 < row["p_paired"] <= 0.25  # four positive paired differences: the smallest two-sided p is 0.125
+    # four positive paired differences: the exact two-sided p is its floor, 2 / 2^4
+    assert row["p_freq50"] == pytest.approx(0.125) and row["n_freq50"] == 4 and row["floor_freq50"] == 0.125
+
+
+def test_the_paired_test_reports_n_after_zero_differences():
+    rows = _outcome_rows()
+    same = (rows["seed"] == 0)
+    rows.loc[same & (rows["algorithm"] == "λ-GRPO"), "target_frequency"] = 0.0  # seed 0: no difference
+    row = toy_tree_table(rows).iloc[0]
+    assert row["seeds"] == 4 and row["n_freq50"] == 3 and row["floor_freq50"] == pytest.approx(0.25)
+    assert row["p_freq50"] == pytest.approx(0.25)
 
 
 def test_toy_tree_experiment_small_resumable_and_per_model(tmp_path, monkeypatch):
@@ -67,7 +80,8 @@ def test_toy_tree_experiment_small_resumable_and_per_model(tmp_path, monkeypatch
         assert (tmp_path / "figs" / f"{name}.png").is_file() and (tmp_path / "figs" / f"{name}.pdf").is_file()
     table = pd.read_csv(tmp_path / "figs" / "data" / "toy_tree_table1.csv")
     assert len(table) == 3 * 2 and set(table["model"]) == {"tabular"}
-    assert {"GRPO", "λ-GRPO", "delta", "GRPO_exact", "p_paired", "paper_delta"} <= set(table.columns)
+    assert {"GRPO_freq50", "λ-GRPO_final_hi", "delta_final", "p_final", "n_final", "floor_freq50",
+            "paper_delta"} <= set(table.columns)
     outcomes = pd.read_csv(written["outcomes"])
     assert len(outcomes) == 3 * 2 * 2 * 2 and outcomes["target_probability"].between(0, 1).all()
     assert "### tabular" in (tmp_path / "figs" / "toy_tree_table1.md").read_text()
@@ -101,7 +115,7 @@ def test_calibration_picks_the_best_no_trap_setting(tmp_path, monkeypatch):
     calib = pd.read_csv(tmp_path / "exp" / "tiny" / "calibration.csv")
     assert len(calib) == 4 and set(calib["algorithm"]) == {"GRPO"}
     best = calibrated_setting(calib)
-    table = pd.read_csv(tmp_path / "exp" / "tiny" / "table1.csv")
+    table = pd.read_csv(tmp_path / "figs" / "data" / "toy_tree_table1.csv")
     assert (table.loc[0, "optimizer"], table.loc[0, "lr"]) == best
     assert (tmp_path / "figs" / "data" / "toy_tree_calibration.csv").is_file()
 

@@ -5,11 +5,16 @@ untrained policy and at steps 25, 50 and 100 samples 16 groups of 16 and compare
 step reward R̂(λ) with the exact value of its prefix under that checkpoint (and with a K = 64 Monte-Carlo
 estimate, to check the estimator), node by node and token by token.
 
+Every log is sampled with the run's task (its target path T included: the run records it, and sampling a run's
+checkpoint keeps it whatever seed draws the samples), and the script checks that each log's recorded task is
+the run's before it measures anything.
+
     python analysis/experiments/prm_quality_toy.py --model tabular     # SGD lr 1, about a minute
     python analysis/experiments/prm_quality_toy.py --model tiny-gpt2   # Adam 3e-4, a few minutes
 
 Writes, for model M: figures/data/prm_quality_M.csv (one row per training step: the node summary against the
-exact value, the MC check, and the per-token summary), figures/data/prm_quality_M_nodes.csv.gz and
+exact value, the MC check (all nodes, and the nodes whose value has non-zero variance, where the check is not
+trivially exact), and the per-token summary), figures/data/prm_quality_M_nodes.csv.gz and
 ..._by_size.csv (all steps), and figures/prm_quality_M.png/.pdf (step 25). Work files go to
 data/runs/prm-quality-M/; a rerun reuses the trained run and the finished node tables.
 """
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prm_probe.core.rollouts import read_metadata
 from prm_probe.experiments.prm_quality import (
     prm_quality,
     prm_quality_summary,
@@ -30,6 +36,7 @@ from prm_probe.experiments.prm_quality import (
 )
 from prm_probe.experiments.sweeps import toy_config
 from prm_probe.training.collect import sample_log
+from prm_probe.training.tasks import log_task_identity, run_task_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTIONS = {"n": 1, "r_neg": -1.0}
@@ -50,7 +57,7 @@ def initial_checkpoint(model: str, work: Path) -> str:
 
     folder = work / "step-000000"
     if not (folder / "config.json").is_file():
-        policy, tokenizer = load_policy(model, seed=0, task=get_task("toy-tree", seed=0, options=OPTIONS))
+        policy, tokenizer = load_policy(model, seed=0, task=get_task("toy-tree", seed=0, options=OPTIONS))  # as train
         policy.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     return str(folder)
@@ -68,20 +75,31 @@ def run(model: str) -> pd.DataFrame:
                          steps=STEPS[-1], rollouts_every=0)
         cfg["schedule"].update(save_every=25, keep_checkpoints=10)
         train(config_from_dict(cfg), run_dir)
+    identity = run_task_identity(run_dir)  # the task the run trained on (seed 0: target RRRL)
     rows, tables, sizes = [], [], []
     for step in STEPS:
         ckpt = (initial_checkpoint(model, work) if step == 0
                 else str(run_dir / "checkpoints" / f"step-{step:06d}" / "model"))
         log = work / f"log-step{step}.parquet"
         if not log.is_file():
-            sample_log(ckpt, "toy-tree", log, groups=16, group_size=16, split="train", seed=1, max_new_tokens=4,
-                       task_options=OPTIONS, device="cpu")
+            if step == 0:  # the untrained policy is not one of the run's checkpoints: name the run's task
+                sample_log(ckpt, identity.name, log, groups=16, group_size=16, split="train", seed=1,
+                           task_options=identity.options, device="cpu")
+            else:  # a checkpoint of the run: its task, group size and sampling settings come with it
+                sample_log(ckpt, out=log, groups=16, split="train", seed=1, device="cpu")
+        recorded = log_task_identity(read_metadata(log))
+        if recorded != identity:
+            raise SystemExit(f"{log}: sampled with task {recorded}, not the run's {identity}; delete it and rerun")
         nodes = prm_quality(ckpt, log, rollouts=64, seed=0, max_nodes=1000, device="cpu",
                             out=work / f"nodes-step{step}.csv")
-        within = ((nodes["mc_value"] - nodes["exact_value"]).abs() <= 4 * nodes["mc_stderr"] + 1e-9).mean()
+        agree = (nodes["mc_value"] - nodes["exact_value"]).abs() <= 4 * nodes["mc_stderr"] + 1e-9
+        varied = nodes["exact_std"] > 1e-9  # nodes whose continuations' rewards differ
+        within = agree.mean()
         summary = prm_quality_summary(nodes, "exact_value")
         tokens = prm_quality_token_summary(prm_quality_tokens(nodes, log, "exact_value")).set_index("advantage")
         rows.append({"train_step": step, **summary["overall"].iloc[0].to_dict(), "mc_within_4se": within,
+                     "nodes_varied": int(varied.sum()),
+                     "mc_within_4se_varied": float(agree[varied].mean()) if varied.any() else float("nan"),
                      "tokens": int(tokens.loc["prm_advantage", "tokens"]),
                      "no_signal_tokens": int(tokens.loc["prm_advantage", "no_signal_tokens"]),
                      **{f"{name}_{col}": tokens.loc[f"{name}_advantage", col]

@@ -105,11 +105,11 @@ def _fmt(column: str, x: object) -> str:
         return str(x)
     if x != x:
         return "nan"
-    if column in ("n", "seed", "seeds") or column.endswith("_converged"):
+    if column in ("n", "seed", "seeds") or column.endswith("_converged") or column.startswith("n_"):
         return str(int(x))
     if column in ("r_neg", "lr"):
         return f"{float(x):g}"
-    if column.startswith("p_"):
+    if column.startswith(("p_", "floor_")):
         return f"{float(x):.2g}"
     return f"{float(x):+.4f}" if "delta" in column else f"{float(x):.4f}"
 
@@ -127,11 +127,48 @@ def _save(fig, path: Path) -> list[Path]:
     return save_figure(fig, path)
 
 
-TABLE1_COLUMNS = ["model", "optimizer", "lr", "n", "r_neg", "paper_GRPO", "paper_λ-GRPO", "paper_delta", "GRPO",
-                  "λ-GRPO", "delta", "GRPO_sd", "λ-GRPO_sd", "GRPO_exact", "λ-GRPO_exact", "GRPO_converged",
-                  "λ-GRPO_converged", "p_paired", "mass_ratio", "seeds"]
-SENSITIVITY_COLUMNS = ["model", "optimizer", "lr", "GRPO", "λ-GRPO", "delta", "GRPO_exact", "λ-GRPO_exact",
-                       "GRPO_converged", "λ-GRPO_converged", "p_paired", "mass_ratio", "seeds"]
+def _ci(row, column: str, signed: bool = False) -> str:
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    lo, hi = row.get(f"{column}_lo"), row.get(f"{column}_hi")
+    if lo is None or lo != lo:
+        return fmt.format(row[column])
+    return f"{fmt.format(row[column])} [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+def _test(row, metric: str) -> str:
+    p, n, floor = row.get(f"p_{metric}"), row.get(f"n_{metric}"), row.get(f"floor_{metric}")
+    if n is None or n != n:
+        return ""
+    return f"{p:.2g} (n = {int(n)}, floor {floor:.2g})" if p == p else f"– (n = {int(n)})"
+
+
+def outcome_markdown(frame, keys: Sequence[str]) -> str:
+    """Table 1 (or a sensitivity sweep) from :func:`~prm_probe.experiments.sweeps.toy_tree_table` as Markdown: per
+    group of ``keys``, each metric's mean over seeds with its 95 % bootstrap interval, the paired difference and
+    its Wilcoxon test (n after dropping zero differences, and the smallest p that n allows), converged seeds."""
+    from prm_probe.experiments.sweeps import OUTCOME_METRICS
+
+    paper = "paper_GRPO" in frame.columns
+    head = [*keys, *(["paper GRPO / λ-GRPO (freq50)"] if paper else []),
+            "GRPO freq50", "λ-GRPO freq50", "Δ freq50", "p freq50",
+            "GRPO final π(T)", "λ-GRPO final π(T)", "Δ final π(T)", "p final π(T)",
+            "converged GRPO / λ-GRPO", "mass ratio", "seeds"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in frame.iterrows():
+        cells = [_fmt(k, r[k]) for k in keys]
+        if paper:
+            cells.append(f"{r['paper_GRPO']:.4f} / {r['paper_λ-GRPO']:.4f}")
+        for metric in OUTCOME_METRICS:
+            cells += [_ci(r, f"GRPO_{metric}"), _ci(r, f"λ-GRPO_{metric}"), _ci(r, f"delta_{metric}", True),
+                      _test(r, metric)]
+        cells += [f"{int(r['GRPO_converged'])} / {int(r['λ-GRPO_converged'])}", f"{r['mass_ratio']:.3f}",
+                  str(int(r["seeds"]))]
+        lines.append("| " + " | ".join(cells) + " |")
+    legend = "; ".join(f"**{m}**: {label}" for m, (_, label) in OUTCOME_METRICS.items())
+    return ("\n".join(lines) + "\n\n" + legend + ". Means over seeds with 95 % percentile-bootstrap intervals "
+            "(10,000 resamples of seeds; Δ resamples the pairs λ-GRPO − GRPO of one seed); p: two-sided Wilcoxon "
+            "signed-rank test of the pairs, n = pairs with a non-zero difference, floor = the smallest p that n "
+            "allows; converged: seeds with final π(T) >= 0.5; mass ratio: λ-GRPO's mean Σ 1/|λ| / Σ 1.\n")
 
 
 def toy_tree_experiment(out: str | os.PathLike, figures: str | os.PathLike | None = None, *,
@@ -145,9 +182,9 @@ def toy_tree_experiment(out: str | os.PathLike, figures: str | os.PathLike | Non
     finished runs are skipped on a rerun and interrupted ones resume. Without ``setting``, a plan without fixed
     settings first calibrates one: GRPO on the no-trap control at each setting of its grid
     (``calibration.csv``; the highest mean target frequency wins). Writes into ``out/<model>/``: ``runs/``,
-    ``calibration.csv``, ``outcomes.csv`` (one row per run: the per-seed outcomes), ``table1.csv``,
-    ``sensitivity.csv`` and ``curves.csv.gz`` (target frequency and exact π(T) per run and step); then
-    :func:`toy_tree_summary` combines every model found under ``out`` into ``figures``.
+    ``calibration.csv``, ``outcomes.csv`` (one row per run: the per-seed outcomes, with its ``sweep``) and
+    ``curves.csv.gz`` (target frequency and exact π(T) per run and step); then :func:`toy_tree_summary` combines
+    every model found under ``out`` into the tables and figures in ``figures``.
     """
     out = Path(out)
     plan = TOY_PLANS.get(model, TOY_PLANS["default"])
@@ -174,15 +211,8 @@ def toy_tree_experiment(out: str | os.PathLike, figures: str | os.PathLike | Non
     curves = target_curves(main + sens + renorm, home)
     outcomes = run_outcomes(curves, last=min(50, steps))
     outcomes.assign(sweep=[r.split("_", 1)[0] for r in outcomes["run"]]).to_csv(home / "outcomes.csv", index=False)
-    main_names = {s.name for s in main}
-    toy_tree_table(outcomes[outcomes["run"].isin(main_names)]).to_csv(home / "table1.csv", index=False)
-    cell = outcomes[(outcomes["n"] == FIGURE_CELL[0]) & (outcomes["r_neg"] == FIGURE_CELL[1])]
-    plain = cell[cell["algorithm"] != "λ-GRPO renormalised"]
-    toy_tree_table(plain, by=("model", "optimizer", "lr")).to_csv(home / "sensitivity.csv", index=False)
-    if renorm:
-        renormalised_table(cell).to_csv(home / "renormalised.csv", index=False)
     curves.to_csv(home / "curves.csv.gz", index=False)
-    written = {"table1": home / "table1.csv", "outcomes": home / "outcomes.csv", "curves": home / "curves.csv.gz"}
+    written = {"outcomes": home / "outcomes.csv", "curves": home / "curves.csv.gz"}
     written.update(toy_tree_summary(out, figures if figures is not None else out))
     return written
 
@@ -198,70 +228,103 @@ def renormalised_table(cell_outcomes):
             continue
         row = {"model": model, "optimizer": optimizer, "lr": lr}
         for algo, frame in part.groupby("algorithm"):
-            row[algo] = frame["target_frequency"].mean()
-            row[f"{algo}_exact"] = frame["target_probability"].mean()
+            row[f"{algo}_freq50"] = frame["target_frequency"].mean()
+            row[f"{algo}_final"] = frame["final_target_probability"].mean()
             row[f"{algo}_converged"] = int(frame["converged"].sum())
             row["seeds"] = len(frame)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-RENORMALISED_COLUMNS = ["model", "optimizer", "lr", "GRPO", "λ-GRPO", "λ-GRPO renormalised", "GRPO_exact",
-                        "λ-GRPO_exact", "λ-GRPO renormalised_exact", "GRPO_converged", "λ-GRPO_converged",
-                        "λ-GRPO renormalised_converged", "seeds"]
+RENORMALISED_COLUMNS = ["model", "optimizer", "lr", "GRPO_freq50", "λ-GRPO_freq50", "λ-GRPO renormalised_freq50",
+                        "GRPO_final", "λ-GRPO_final", "λ-GRPO renormalised_final", "GRPO_converged",
+                        "λ-GRPO_converged", "λ-GRPO renormalised_converged", "seeds"]
 
 
 def toy_tree_summary(out: str | os.PathLike, figures: str | os.PathLike) -> dict[str, Path]:
-    """Combine the toy-tree results of every model under ``out`` (folders with a ``table1.csv``) into ``figures``:
-    ``toy_tree_table1.md``, ``toy_tree_sensitivity.md``, ``data/toy_tree_{table1,sensitivity,outcomes,
-    calibration}.csv``, ``data/toy_tree_curves.csv.gz`` (the figure cell, every 5th step) and the figures
-    ``toy_tree_curves_<model>`` (per-seed curves of the figure cell) and ``toy_tree_lr_sweep`` (outcome against
-    the learning rate, where a model ran several)."""
+    """Combine the toy-tree results of every model under ``out`` (folders with an ``outcomes.csv``) and write every
+    table and figure with :func:`toy_tree_tables`."""
     import pandas as pd
 
-    out, figs = Path(out), Path(figures)
-    homes = sorted(p.parent for p in out.glob("*/table1.csv"))
+    out = Path(out)
+    homes = sorted(p.parent for p in out.glob("*/outcomes.csv"))
     if not homes:
         return {}
-    (figs / "data").mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
 
     def gather(name: str):
         parts = [pd.read_csv(h / name) for h in homes if (h / name).is_file()]
         return pd.concat(parts, ignore_index=True) if parts else None
 
-    table = gather("table1.csv")
-    sens = gather("sensitivity.csv")
-    outcomes = gather("outcomes.csv")
-    calib = gather("calibration.csv")
-    table.to_csv(figs / "data" / "toy_tree_table1.csv", index=False)
-    sens.to_csv(figs / "data" / "toy_tree_sensitivity.csv", index=False)
-    outcomes.to_csv(figs / "data" / "toy_tree_outcomes.csv", index=False)
-    if calib is not None:
-        calib.to_csv(figs / "data" / "toy_tree_calibration.csv", index=False)
-    renorm = gather("renormalised.csv")
-    if renorm is not None:
-        renorm.to_csv(figs / "data" / "toy_tree_renormalised.csv", index=False)
-        written["renormalised"] = write_text_atomic(figs / "toy_tree_renormalised.md",
-                                                    _table_markdown(renorm, RENORMALISED_COLUMNS))
-    written["table1"] = write_text_atomic(figs / "toy_tree_table1.md", _table_markdown(table, TABLE1_COLUMNS))
-    written["sensitivity"] = write_text_atomic(figs / "toy_tree_sensitivity.md",
-                                               _table_markdown(sens, SENSITIVITY_COLUMNS))
     curves = []
     for h in homes:
         c = pd.read_csv(h / "curves.csv.gz")
         c = c[(c["n"] == FIGURE_CELL[0]) & (c["r_neg"] == FIGURE_CELL[1])]
         curves.append(c[c["step"] % 5 == 0] if c["run"].nunique() > 40 else c)
-        written.update(_toy_figure(c, figs, h.name))
-    pd.concat(curves, ignore_index=True).to_csv(figs / "data" / "toy_tree_curves.csv.gz", index=False)
+    return toy_tree_tables(gather("outcomes.csv"), pd.concat(curves, ignore_index=True), gather("calibration.csv"),
+                           figures)
+
+
+#: The committed toy-tree data (in ``figures/data``) that :func:`toy_tree_tables` rebuilds everything from.
+TOY_DATA = ("toy_tree_outcomes.csv.gz", "toy_tree_curves.csv.gz", "toy_tree_calibration.csv")
+
+
+def toy_tree_tables(outcomes, curves, calibration, figures: str | os.PathLike) -> dict[str, Path]:
+    """Every toy-tree table and figure from per-run outcomes (:func:`~prm_probe.experiments.sweeps.run_outcomes`
+    with a ``sweep`` column), the figure cell's curves and the calibration runs' outcomes.
+
+    Writes into ``figures``: ``data/toy_tree_outcomes.csv.gz``, ``data/toy_tree_curves.csv.gz`` and
+    ``data/toy_tree_calibration.csv`` (the inputs, so the tables can be rebuilt from them:
+    ``prm-probe figures figures/data``), ``data/toy_tree_{table1,sensitivity,renormalised}.csv`` and their ``.md``
+    tables, ``toy_tree_curves_<model>`` (per-seed curves of the figure cell) and ``toy_tree_lr_sweep``.
+    """
+
+    figs = Path(figures)
+    (figs / "data").mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    outcomes.to_csv(figs / "data" / TOY_DATA[0], index=False)
+    curves.to_csv(figs / "data" / TOY_DATA[1], index=False)
+    if calibration is not None:
+        calibration.to_csv(figs / "data" / TOY_DATA[2], index=False)
+    main = outcomes[outcomes["sweep"] == "table1"]
+    table = toy_tree_table(main)
+    cell = outcomes[(outcomes["n"] == FIGURE_CELL[0]) & (outcomes["r_neg"] == FIGURE_CELL[1])]
+    sens = toy_tree_table(cell[cell["algorithm"] != "λ-GRPO renormalised"], by=("model", "optimizer", "lr"))
+    table.to_csv(figs / "data" / "toy_tree_table1.csv", index=False)
+    sens.to_csv(figs / "data" / "toy_tree_sensitivity.csv", index=False)
+    written["table1"] = write_text_atomic(figs / "toy_tree_table1.md",
+                                          _table_markdown(table, ["optimizer", "lr", "n", "r_neg"]))
+    written["sensitivity"] = write_text_atomic(figs / "toy_tree_sensitivity.md",
+                                               _table_markdown(sens, ["optimizer", "lr"]))
+    renorm = renormalised_table(cell)
+    if len(renorm):
+        renorm.to_csv(figs / "data" / "toy_tree_renormalised.csv", index=False)
+        written["renormalised"] = write_text_atomic(
+            figs / "toy_tree_renormalised.md",
+            "\n".join(f"### {m}\n\n" + _md(part, [c for c in RENORMALISED_COLUMNS if c != "model"])
+                      for m, part in renorm.groupby("model", sort=False))
+            + "\nfreq50: frequency of T over the last 50 steps (window mean); final: exact π(T) at the last step; "
+              "means over seeds.\n")
+    for model, c in curves.groupby("model", sort=True):
+        written.update(_toy_figure(c, figs, model_slug(str(model))))
     written.update(_lr_sweep_figure(outcomes, figs))
     return written
 
 
-def _table_markdown(frame, columns: Sequence[str]) -> str:
+def toy_tree_from_data(folder: str | os.PathLike, figures: str | os.PathLike) -> dict[str, Path]:
+    """:func:`toy_tree_tables` from the committed data files :data:`TOY_DATA` in ``folder`` (e.g.
+    ``figures/data``): the tables and figures of every model, without a run."""
+    import pandas as pd
+
+    folder = Path(folder)
+    calib = folder / TOY_DATA[2]
+    return toy_tree_tables(pd.read_csv(folder / TOY_DATA[0]), pd.read_csv(folder / TOY_DATA[1]),
+                           pd.read_csv(calib) if calib.is_file() else None, figures)
+
+
+def _table_markdown(frame, keys: Sequence[str]) -> str:
     parts = []
     for model, part in frame.groupby("model", sort=False):
-        parts += [f"### {model}", "", _md(part.drop(columns="model"), [c for c in columns if c != "model"]), ""]
+        parts += [f"### {model}", "", outcome_markdown(part, keys), ""]
     return "\n".join(parts)
 
 
@@ -415,8 +478,9 @@ def log_figures(log: str | os.PathLike, figures: str | os.PathLike, *, tokenizer
 def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike, *,
                  tokenizer: str | None = None) -> dict[str, Path]:
     """Redraw every figure from data on disk. Each input is a rollout log, a toy-tree experiment folder (one
-    subfolder per model holding ``table1.csv``), an overlap-dynamics folder (``overlap_dynamics.csv``) or a set
-    of run folders to compare (any folder with ``config.json``)."""
+    subfolder per model holding ``outcomes.csv``), a folder of committed toy-tree data (``figures/data``:
+    :data:`TOY_DATA`), an overlap-dynamics folder (``overlap_dynamics.csv``) or a set of run folders to compare
+    (any folder with ``config.json``)."""
     import pandas as pd
 
     figs = Path(figures)
@@ -424,8 +488,10 @@ def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike
     runs: list[str] = []
     for item in inputs:
         p = Path(item)
-        if any(p.glob("*/table1.csv")):
+        if any(p.glob("*/outcomes.csv")):
             written.update(toy_tree_summary(p, figs))
+        elif (p / TOY_DATA[0]).is_file():
+            written.update(toy_tree_from_data(p, figs))
         elif (p / "overlap_dynamics.csv").is_file():
             written.update(_overlap_figure(pd.read_csv(p / "overlap_dynamics.csv"), figs))
         elif is_run_dir(p):
@@ -471,18 +537,18 @@ def demo(out: str | os.PathLike, *, log: str | os.PathLike | None = None, seeds:
     figures = _toy_figure(curves, out, "tabular")
     comparison = compare_runs([str(r) for r in runs], metric="target_probability")
     comparison.write(out / "comparison", "target_probability")
-    per_seed = outcomes.pivot_table(index="seed", columns="algorithm", values="target_probability")
+    per_seed = outcomes.pivot_table(index="seed", columns="algorithm", values="final_target_probability")
     lines = ["# prm_probe demo", "",
              f"## GRPO vs λ-GRPO on the paper's toy tree (n = 1, r_neg = −1.0; {seeds} seeds, {steps} steps)", "",
              f"Setting: the **tabular policy** (one zero-initialised logit vector over L/R per prefix) trained with "
              f"plain {optimizer.upper()} at learning rate {lr:g}, G = 16, token-mean, μ = 1, β = 0. Why this "
              f"setting: {DEMO_WHY}.", "",
-             f"Over the last {min(50, steps)} steps: the frequency of the target path T among the samples (the "
-             "paper's metric; the paper reports 0.0000 for GRPO and 0.7535 for λ-GRPO with GPT-2-small), the exact "
-             "probability π(T) of the policy, and how many seeds end with π(T) >= 0.5:", "",
-             _md(table, ["GRPO", "λ-GRPO", "delta", "GRPO_exact", "λ-GRPO_exact", "GRPO_converged",
-                         "λ-GRPO_converged", "p_paired", "seeds"]),
-             "Per seed, exact π(T) over the last steps:", "",
+             f"Two outcomes per run: the frequency of the target path T among the samples of the last "
+             f"{min(50, steps)} steps (freq50, the paper's metric; the paper reports 0.0000 for GRPO and 0.7535 for "
+             "λ-GRPO with GPT-2-small), and the exact probability π(T) of the policy at the last step (final); "
+             "converged: seeds ending with π(T) >= 0.5:", "",
+             outcome_markdown(table, []),
+             "Per seed, exact π(T) at the last step:", "",
              _md(per_seed.reset_index(), ["seed", *per_seed.columns]),
              "![exact π(T) per seed](toy_tree_curves_tabular.png)", "",
              "Per-run peaks and tests: [comparison/summary.md](comparison/summary.md). The full sweep over models, "

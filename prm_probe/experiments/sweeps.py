@@ -30,6 +30,7 @@ from prm_probe.errors import ConfigError
 __all__ = [
     "CELLS",
     "ENGINES",
+    "OUTCOME_METRICS",
     "PAPER_TABLE1",
     "RunSpec",
     "calibrated_setting",
@@ -271,29 +272,31 @@ def run_outcomes(curves, *, last: int = 50):
     return out
 
 
-def _paired_p(grpo, lam) -> float:
-    """Two-sided Wilcoxon signed-rank p of the per-seed differences (NaN when all differences are 0)."""
-    import numpy as np
-    from scipy.stats import wilcoxon
-
-    diff = np.asarray(lam, dtype=float) - np.asarray(grpo, dtype=float)
-    if len(diff) < 2 or np.allclose(diff, 0.0):
-        return float("nan")
-    return float(wilcoxon(diff).pvalue)
+#: The two outcome metrics of a toy-tree run, each labelled for what it is: the paper's (the sampled frequency of T,
+#: a window mean over the last 50 steps) and the exact probability π(T) of the policy at the run's last step.
+OUTCOME_METRICS = {"freq50": ("target_frequency", "frequency of T among the samples of the last 50 steps (window "
+                                                  "mean; the paper's metric)"),
+                   "final": ("final_target_probability", "exact π(T) of the policy at the last step (final value)")}
 
 
 def toy_tree_table(outcomes, *, by: Sequence[str] = ("model", "optimizer", "lr", "n", "r_neg")):
-    """Table 1 from :func:`run_outcomes`: per ``by`` group, each algorithm's mean over seeds, with Δ.
+    """Table 1 from :func:`run_outcomes`: per ``by`` group, each algorithm's outcome over seeds, with intervals,
+    converged counts and the paired test of λ-GRPO − GRPO, for each metric of :data:`OUTCOME_METRICS`.
+
+    The two algorithms of one seed share T, the initial weights and the first step's samples, so they are paired.
 
     Returns:
-        One row per group: ``GRPO``, ``λ-GRPO`` and ``delta`` (the paper's metric, target frequency over the
-        last steps), their spread over seeds (``*_sd``), the exact target probability (``*_exact``,
-        ``delta_exact``), how many seeds converged on T (``*_converged``), the paired Wilcoxon p of the per-seed
-        differences (``p_paired``; the two algorithms of one seed share T and the initial weights), λ-GRPO's mean
-        gradient-mass ratio (``mass_ratio``), the number of seeds, and the paper's numbers beside ours where
-        ``by`` holds (n, r_neg).
+        One row per group. For each metric M (``freq50``, ``final``) and algorithm A (``GRPO``, ``λ-GRPO``):
+        ``A_M`` (mean over seeds) with ``A_M_lo``/``A_M_hi`` (95 % percentile bootstrap of the mean);
+        ``delta_M`` (mean paired difference λ-GRPO − GRPO) with ``delta_M_lo``/``_hi`` (bootstrap over pairs);
+        ``p_M`` (two-sided Wilcoxon signed-rank over the pairs), ``n_M`` (pairs left after dropping zero
+        differences: the test's n) and ``floor_M`` (the smallest p possible with that n). Then ``A_converged``
+        (seeds whose final π(T) >= 0.5), ``mass_ratio`` (λ-GRPO's mean gradient-mass ratio), ``seeds`` (pairs),
+        and the paper's numbers (its metric is ``freq50``) where ``by`` holds (n, r_neg).
     """
     import pandas as pd
+
+    from prm_probe.views.statistics import bootstrap_mean_ci, paired_wilcoxon
 
     by = [c for c in by if c in outcomes.columns]
     rows = []
@@ -303,14 +306,18 @@ def toy_tree_table(outcomes, *, by: Sequence[str] = ("model", "optimizer", "lr",
         lam = part[part["algorithm"] == "λ-GRPO"].set_index("seed").sort_index()
         both = g.index.intersection(lam.index)
         row = dict(zip(by, key, strict=True))
+        for metric, (column, _) in OUTCOME_METRICS.items():
+            for name, frame in (("GRPO", g), ("λ-GRPO", lam)):
+                values = frame.loc[both, column].to_numpy(dtype=float)
+                row[f"{name}_{metric}"] = float(values.mean()) if values.size else float("nan")
+                row[f"{name}_{metric}_lo"], row[f"{name}_{metric}_hi"] = bootstrap_mean_ci(values)
+            a, b = g.loc[both, column].to_numpy(dtype=float), lam.loc[both, column].to_numpy(dtype=float)
+            row[f"delta_{metric}"] = float((b - a).mean()) if a.size else float("nan")
+            row[f"delta_{metric}_lo"], row[f"delta_{metric}_hi"] = bootstrap_mean_ci(b - a)
+            test = paired_wilcoxon(a, b)
+            row[f"p_{metric}"], row[f"n_{metric}"], row[f"floor_{metric}"] = test["p"], test["n"], test["floor"]
         for name, frame in (("GRPO", g), ("λ-GRPO", lam)):
-            row[name] = frame["target_frequency"].mean()
-            row[f"{name}_sd"] = frame["target_frequency"].std()
-            row[f"{name}_exact"] = frame["target_probability"].mean()
-            row[f"{name}_converged"] = int(frame["converged"].sum())
-        row["delta"] = row["λ-GRPO"] - row["GRPO"]
-        row["delta_exact"] = row["λ-GRPO_exact"] - row["GRPO_exact"]
-        row["p_paired"] = _paired_p(g.loc[both, "target_frequency"], lam.loc[both, "target_frequency"])
+            row[f"{name}_converged"] = int(frame.loc[both, "converged"].sum())
         row["mass_ratio"] = lam["gradient_mass_ratio"].mean()
         row["seeds"] = len(both)
         if "n" in row and "r_neg" in row:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ALGORITHM_COLORS", "PALETTE", "draw_trie", "plot_curves", "plot_nontrivial_fraction",
            "plot_overlap_dynamics", "plot_prm_quality", "plot_runs", "plot_size_histogram", "plot_sweep",
-           "plot_target_frequency", "save_figure", "theme"]
+           "plot_target_frequency", "plot_update_mechanism", "save_figure", "theme"]
 
 #: Fixed colours of the two algorithms (seaborn "colorblind" blue and vermillion).
 ALGORITHM_COLORS = {"GRPO": "#d55e00", "λ-GRPO": "#0173b2"}
@@ -552,3 +552,54 @@ def draw_trie(trie: GroupTrie, *, decode: Callable[[list[int]], str] | None = No
         bar = ax.figure.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.7, pad=0.01, aspect=25)
         bar.set_label("PRM-aware advantage A")
     return ax
+
+
+def plot_update_mechanism(trace: pd.DataFrame, *, col: str = "setting") -> Figure:
+    """How GRPO's and λ-GRPO's updates differ on the tabular toy tree, one column of panels per ``col`` value.
+
+    Args:
+        trace: rows of :func:`prm_probe.experiments.mechanism.update_trace` for several runs, with columns ``col``,
+            ``seed``, ``algorithm`` (the trajectory: ``grpo`` or ``lambda``), ``step``, ``cos_update``,
+            ``cos_grad``, ``upd_root_*``, ``upd_target_*`` and ``root_gap``.
+
+    Returns:
+        A Figure with three rows: the cosine between the two algorithms' updates (and gradients) from the same
+        batch; the speed of the trap row relative to the rows below T's first action (norm of the root row's
+        update ÷ norm of the subtree's, each algorithm on its own trajectory; log scale); the trap row's logit gap
+        (T's first action minus the other) per seed. Lines are medians over seeds (row 1, 2) or one per seed (row 3).
+    """
+    import matplotlib.pyplot as plt
+
+    _require(trace, col, "seed", "algorithm", "step", "cos_update", "cos_grad", "root_gap")
+    settings = list(dict.fromkeys(trace[col]))
+    fig, axes = plt.subplots(3, len(settings), figsize=(3.6 * len(settings), 7.4), sharex=True, squeeze=False,
+                             layout="constrained")
+    names = {"grpo": "GRPO", "lambda": "λ-GRPO"}
+    for c, setting in enumerate(settings):
+        part = trace[trace[col] == setting]
+        ax = axes[0, c]
+        med = part.groupby("step")[["cos_update", "cos_grad"]].median()
+        ax.plot(med.index, med["cos_update"], color=PALETTE[0], label="updates")
+        ax.plot(med.index, med["cos_grad"], color=PALETTE[5], linestyle="--", label="gradients")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(str(setting))
+        ax = axes[1, c]
+        for algo, name in names.items():
+            own = part[part["algorithm"] == algo]
+            ratio = (own[f"upd_root_{algo}"] / own[f"upd_target_{algo}"]).replace([np.inf, -np.inf], np.nan)
+            med = ratio.groupby(own["step"]).median()
+            ax.plot(med.index, med.to_numpy(), color=ALGORITHM_COLORS[name], label=name)
+        ax.set_yscale("log")
+        ax = axes[2, c]
+        for algo, name in names.items():
+            for _, run in part[part["algorithm"] == algo].groupby("seed"):
+                ax.plot(run["step"], run["root_gap"], color=ALGORITHM_COLORS[name], alpha=0.35, linewidth=0.8)
+            ax.plot([], [], color=ALGORITHM_COLORS[name], label=name)
+        ax.axhline(0, color="0.6", linewidth=0.6)
+        ax.set_xlabel("step")
+    axes[0, 0].set_ylabel("cosine, GRPO vs λ-GRPO\n(same batch)")
+    axes[1, 0].set_ylabel("trap row ÷ subtree\nupdate norm")
+    axes[2, 0].set_ylabel("trap row: logit of T[0]\nminus the other")
+    for r in range(3):
+        axes[r, -1].legend(fontsize=7, frameon=False)
+    return fig

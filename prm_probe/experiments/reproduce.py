@@ -488,13 +488,19 @@ def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike
     runs: list[str] = []
     for item in inputs:
         p = Path(item)
+        experiment = False  # a data folder (figures/data) can hold both experiments' files
         if any(p.glob("*/outcomes.csv")):
             written.update(toy_tree_summary(p, figs))
+            experiment = True
         elif (p / TOY_DATA[0]).is_file():
             written.update(toy_tree_from_data(p, figs))
-        elif (p / "overlap_dynamics.csv").is_file():
+            experiment = True
+        if (p / "overlap_dynamics.csv").is_file():
             written.update(_overlap_figure(pd.read_csv(p / "overlap_dynamics.csv"), figs))
-        elif is_run_dir(p):
+            experiment = True
+        if experiment:
+            continue
+        if is_run_dir(p):
             runs.append(str(p))
         else:
             written.update(log_figures(p, figs, tokenizer=tokenizer))
@@ -508,12 +514,13 @@ def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike
     return written
 
 
-#: The demo's toy-tree setting: the tabular policy (no function approximation, ~2 s a run) with plain SGD at a
+#: The demo's toy-tree setting: the tabular policy (no function approximation, ~1 s a run) with plain SGD at a
 #: learning rate where the full sweep (figures/README.md) shows GRPO and λ-GRPO apart within 250 steps.
 DEMO_SETTING: Setting = ("sgd", 1.0)
 DEMO_WHY = ("the tabular policy isolates the algorithm from function approximation and learns within 250 steps; "
-            "plain SGD keeps λ-GRPO's 1/|λ| weights in the update (Adam's per-parameter normalisation largely "
-            "cancels them), and at this learning rate the full 20-seed sweep separates the two algorithms")
+            "under plain SGD the 1/|λ| weights slow the trap's shared first action relative to the rows below it "
+            "(Adam normalises each parameter's step and so equalises those speeds), and at this learning rate the "
+            "full 60-seed sweep separates the two algorithms")
 
 
 def demo(out: str | os.PathLike, *, log: str | os.PathLike | None = None, seeds: int = 10, steps: int = 250,

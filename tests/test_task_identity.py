@@ -206,3 +206,24 @@ def test_cli_sample_of_a_run_and_its_refusal(run, tmp_path, capsys):
     assert err.startswith("prm-probe:") and "task.options.target" in err and len(err.splitlines()) == 1
     assert not bad.exists()
     assert main(["prm-quality", str(run), str(out), "--rollouts", "2", "-q"]) == 0
+
+
+def test_compare_refuses_runs_of_one_seed_with_different_targets(tmp_path):
+    """Runs of different seeds draw different targets by design; the two algorithms of one seed must share T."""
+    from prm_probe.experiments.lockstep import train_lockstep
+    from prm_probe.experiments.sweeps import toy_config
+    from prm_probe.training.config import config_from_dict
+    from prm_probe.views.compare import compare_runs
+
+    def run(name, seed, weighting, **options):
+        cfg = toy_config(model="tabular", n=1, r_neg=-1.0, seed=seed, weighting=weighting, lr=1.0, optimizer="sgd",
+                         steps=4, rollouts_every=0)
+        cfg["task"]["options"].update(options)
+        return train_lockstep(config_from_dict(cfg), tmp_path / name)
+
+    ok = [run("g0", 0, "uniform"), run("l0", 0, "process_set"), run("g1", 1, "uniform"), run("l1", 1, "process_set")]
+    assert len(compare_runs(ok, metric="target_probability").runs) == 4  # targets RRRL and LRRR, one per seed
+    bad = [run("gx", 2, "uniform"), run("lx", 2, "process_set", target="LLLL")]
+    with pytest.raises(ConfigError, match=r"task\.options\.target \(seed 2\)") as err:
+        compare_runs(bad, metric="target_probability")
+    assert "\n" not in str(err.value)

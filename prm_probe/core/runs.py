@@ -36,7 +36,7 @@ from prm_probe.errors import CheckpointError
 
 __all__ = ["MATCHED_SETTINGS", "Labels", "Run", "RunFolder", "algorithm_label", "checkpoint_dirs",
            "config_differences", "is_run_dir", "latest_checkpoint", "load_run", "model_source", "part_name",
-           "part_step", "run_of"]
+           "part_step", "run_of", "task_differences"]
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,8 @@ class Run:
     seed: int
     metrics: pd.DataFrame = field(repr=False)
     validation: pd.DataFrame = field(repr=False)
+    #: the run's ``task.json`` (name and options, seed-drawn ones filled in), None for runs written before it
+    task: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -291,8 +293,15 @@ def load_run(path: str | os.PathLike, labels: Labels | None = None) -> Run:
                   if fnmatch.fnmatch(str(run_dir), pattern) or fnmatch.fnmatch(run_dir.name, pattern)),
                  algorithm_label(config))
     seed = config.get("seed")
+    task = None
+    if folder.task.is_file():
+        try:
+            task = json.loads(folder.task.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"run '{run_dir}' has an unreadable task.json ({exc}); expected the run's task "
+                                  "record; restore or delete it") from None
     return Run(path=run_dir, config=config, algorithm=label, seed=int(seed) if isinstance(seed, (int, float)) else 0,
-               metrics=metrics, validation=validation)
+               metrics=metrics, validation=validation, task=task)
 
 
 def config_differences(runs: Sequence[Run], keys: Sequence[str] = MATCHED_SETTINGS) -> dict[str, list[Any]]:
@@ -302,4 +311,27 @@ def config_differences(runs: Sequence[Run], keys: Sequence[str] = MATCHED_SETTIN
         values = list({_show(_setting(r.config, key)): _setting(r.config, key) for r in runs}.values())
         if len(values) > 1:
             out[key] = values
+    return out
+
+
+def task_differences(runs: Sequence[Run]) -> dict[str, list[Any]]:
+    """Task options on which runs **of one seed** disagree (from their ``task.json``): the runs a comparison pairs
+    must score alike, seed-drawn options (the toy tree's target) included; runs of different seeds may differ in
+    those. Keys read ``task.options.<key> (seed S)``."""
+    out: dict[str, list[Any]] = {}
+    by_seed: dict[int, list[dict[str, Any]]] = {}
+    for r in runs:
+        if isinstance(r.task, Mapping):
+            by_seed.setdefault(r.seed, []).append(r.task)
+    for seed, tasks in sorted(by_seed.items()):
+        names = list(dict.fromkeys(str(t.get("name")) for t in tasks))
+        if len(names) > 1:
+            out[f"task.name (seed {seed})"] = names
+            continue
+        keys = sorted(set().union(*(t.get("options") or {} for t in tasks)))
+        for key in keys:
+            values = list({_show((t.get("options") or {}).get(key)): (t.get("options") or {}).get(key)
+                           for t in tasks}.values())
+            if len(values) > 1:
+                out[f"task.options.{key} (seed {seed})"] = values
     return out

@@ -48,6 +48,7 @@ from prm_probe.core.runs import (
     algorithm_label,
     config_differences,
     load_run,
+    task_differences,
 )
 from prm_probe.errors import CheckpointError, ConfigError, close_matches
 
@@ -351,10 +352,11 @@ def compare_runs(paths: Sequence[str | os.PathLike], labels: Labels | None = Non
     if not runs:
         reason = f" (first: {skipped[0][1]})" if skipped else ""
         raise CheckpointError(f"none of the {len(skipped)} run folder(s) could be read{reason}")
-    differences = config_differences(runs)
+    differences = {**config_differences(runs), **task_differences(runs)}
     if differences and not force:
         raise ConfigError(f"runs differ in {_describe(differences)}; expected the same settings apart from "
-                          "algorithm and seed; pass --force to compare anyway")
+                          "algorithm and seed, and the same task for the runs of one seed; pass --force to compare "
+                          "anyway")
     if differences:
         log.warning("comparing runs that differ in %s (--force)", _describe(differences))
     for algorithm in dict.fromkeys(r.algorithm for r in runs):

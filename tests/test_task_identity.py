@@ -206,6 +206,14 @@ def test_cli_sample_of_a_run_and_its_refusal(run, tmp_path, capsys):
     assert err.startswith("prm-probe:") and "task.options.target" in err and len(err.splitlines()) == 1
     assert not bad.exists()
     assert main(["prm-quality", str(run), str(out), "--rollouts", "2", "-q"]) == 0
+    foreign = sample_log("tabular", "toy-tree", tmp_path / "f.parquet", groups=2, group_size=16, split="train",
+                         seed=1, task_options=OPTIONS)  # target LRRR
+    capsys.readouterr()
+    nodes = tmp_path / "nodes.csv"
+    assert main(["prm-quality", str(run), str(foreign), "--rollouts", "2", "-o", str(nodes), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("prm-probe:") and "task.options.target ('RRRL' in the run, 'LRRR' in the log)" in err
+    assert len(err.splitlines()) == 1 and not nodes.exists()
 
 
 def test_compare_refuses_runs_of_one_seed_with_different_targets(tmp_path):

@@ -254,3 +254,28 @@ def test_cli_import_writes_a_log_that_stats_reads(tmp_path, capsys):
     assert "retokenized" in printed and "first step 1" in printed and "split into groups" in printed
     assert main(["stats", str(out), "-q"]) == 0
     assert main(["import", "verl", str(src), "-o", str(tmp_path / "x.parquet")]) == 2  # text needs a tokenizer
+
+
+def test_batched_retokenisation_equals_the_per_row_calls():
+    """The import encodes all texts in one batched call; the ids and round trips must be the per-row ones."""
+    from prm_probe.integrations.importers import decode_ids, encode_texts
+    from prm_probe.training.models import char_tokenizer
+
+    tok = char_tokenizer()
+    assert tok.is_fast
+    texts = ["12 + 7 = \\boxed{19}", "", "  leading spaces\nand lines\n\n", "ünïcode ✓ ≥", "x" * 300, "LRRL"]
+    ids = encode_texts(tok, texts)
+    assert ids == [tok.encode(t, add_special_tokens=False) for t in texts]
+    assert decode_ids(tok, ids) == [tok.decode(i) for i in ids]
+
+    class Slow:  # a tokenizer with only per-row calls takes the per-row path
+        is_fast = False
+
+        def encode(self, text, add_special_tokens=False):
+            return [ord(c) for c in text]
+
+        def decode(self, ids):
+            return "".join(map(chr, ids))
+
+    assert encode_texts(Slow(), texts) == [[ord(c) for c in t] for t in texts]
+    assert decode_ids(Slow(), encode_texts(Slow(), texts)) == texts

@@ -39,7 +39,7 @@ Formats:
     "reward", "group", "sample", "prompt_id"}`` (defaults: the same names). Groups: ``group`` field, else
     blocks of ``group_size``, else identical prompt text.
 
-Text re-tokenised with ``tokenizer.encode(text, add_special_tokens=False)``; rows whose
+Text re-tokenised with ``tokenizer.encode(text, add_special_tokens=False)`` (batched: :func:`encode_texts`); rows whose
 ``decode(encode(text)) != text`` are counted in metadata ``prm_probe.retokenization_text_changed``, and
 ``prm_probe.retokenization_note`` says what such ids cannot tell (the EOS TRL and verl strip, other splits).
 Every import records its step numbering (``prm_probe.step_origin``, ``prm_probe.step_meaning``).
@@ -485,17 +485,40 @@ _RETOKENIZATION_TAIL = ("encoding text can also split it differently from the sa
                         "|λ| near the ends of completions and exact duplicates are not reliable")
 
 
+def _backend(tokenizer):
+    """The Rust ``tokenizers.Tokenizer`` behind a Hugging Face fast tokenizer, or None."""
+    return getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+
+
+def encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:
+    """``tokenizer.encode(text, add_special_tokens=False)`` for every text, the same ids in one batched call where
+    the tokenizer is a Hugging Face fast tokenizer (its Rust backend encodes the batch, in parallel)."""
+    backend = _backend(tokenizer)
+    if backend is not None:
+        return [enc.ids for enc in backend.encode_batch(texts, add_special_tokens=False)]
+    return [[int(i) for i in tokenizer.encode(text, add_special_tokens=False)] for text in texts]
+
+
+def decode_ids(tokenizer, ids: list[list[int]]) -> list[str] | None:
+    """``tokenizer.decode(ids)`` for every id list (batched where the tokenizer allows it; the same text: the
+    Rust backend is used only where the tokenizer adds no clean-up of its own); None without a decoder."""
+    backend = _backend(tokenizer)
+    if backend is not None and not getattr(tokenizer, "clean_up_tokenization_spaces", False):
+        return backend.decode_batch(ids, skip_special_tokens=False)
+    if hasattr(tokenizer, "batch_decode"):
+        return list(tokenizer.batch_decode(ids))
+    decode = getattr(tokenizer, "decode", None)
+    return None if decode is None else [decode(i) for i in ids]
+
+
 def _retokenize(df: pd.DataFrame, tokenizer, fmt: str, warn: bool = True) -> tuple[list[list[int]], int]:
     if tokenizer is None:
         raise SchemaError(f"format '{fmt}' holds text, not token ids; it needs --tokenizer (tokenizer=) to "
                           "re-tokenise the completions; pass the policy's tokenizer")
-    ids, changed = [], 0
-    decode = getattr(tokenizer, "decode", None)
-    for text in df["completion"].fillna("").astype(str):
-        enc = [int(i) for i in tokenizer.encode(text, add_special_tokens=False)]
-        if decode is not None and decode(enc) != text:
-            changed += 1
-        ids.append(enc)
+    texts = df["completion"].fillna("").astype(str).tolist()
+    ids = encode_texts(tokenizer, texts)
+    back = decode_ids(tokenizer, ids)
+    changed = 0 if back is None else sum(a != b for a, b in zip(back, texts, strict=True))
     if changed and warn:
         logger.warning("%s: re-tokenisation changed the text of %d of %d completion(s) (decode(encode(text)) != "
                        "text); statistics are approximate", fmt, changed, len(ids))

@@ -164,6 +164,13 @@ def test_grpo_prm_separator_keeps_its_trailing_newline_through_the_cli(tmp_path,
     df = pd.read_parquet(out)
     assert df["completion"].tolist()[0] == "7<eos>"  # not "\n7<eos>": no spurious shared first token
     assert "first step 0" in capsys.readouterr().out
+    # the separator without its newline: every completion would start with it, so the import is refused
+    lost = tmp_path / "lost.parquet"
+    assert main(["import", "grpo-prm", str(FOREIGN / "grpo_prm"), "-o", str(lost), "--tokenizer", str(folder),
+                 "--field", "prompt_sep=<bos>assistant", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "starts with '\\n'" in err and "prompt_sep='<bos>assistant\\n'" in err and len(err.splitlines()) == 1
+    assert not lost.exists()
 
 
 def test_grpo_prm_bad_blocks(tmp_path, chat_tok):
@@ -279,3 +286,14 @@ def test_batched_retokenisation_equals_the_per_row_calls():
 
     assert encode_texts(Slow(), texts) == [[ord(c) for c in t] for t in texts]
     assert decode_ids(Slow(), encode_texts(Slow(), texts)) == texts
+
+
+def test_verl_group_size_too_small_is_refused_with_the_likely_n(tmp_path, tok):
+    """A verl dump with rollout.n = 4 imported with --group-size 2 splits every prompt in two: refused, naming 4."""
+    rows = [{"input": f"prompt {p}", "output": f"answer {p}.{i}", "score": float(i % 2), "step": 1}
+            for p in range(6) for i in range(4)]
+    (tmp_path / "1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(SchemaError, match=r"the group size is probably 4, not 2.*pass --group-size 4") as err:
+        import_log("verl", tmp_path, tokenizer=tok, group_size=2)
+    assert "\n" not in str(err.value)
+    assert len(_groups(import_log("verl", tmp_path, tokenizer=tok, group_size=4))) == 6

@@ -51,7 +51,7 @@ def _tokenizer(folder):
 
 
 def run_trl(folder: Path, out: Path, *, chat: bool, steps: int = 3, logging_steps: int = 1, num_iterations: int = 1,
-            recorder: bool = False) -> dict:
+            recorder: bool = False, prompts: tuple[str, ...] = PROMPTS) -> dict:
     """Train TRL's GRPOTrainer and return what its reward functions and generate saw, per generation batch."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -76,7 +76,7 @@ def run_trl(folder: Path, out: Path, *, chat: bool, steps: int = 3, logging_step
     if recorder:
         funcs.append(record_completion_ids)
         weights.append(1.0)
-    prompts = [[{"role": "user", "content": p}] for p in PROMPTS] if chat else list(PROMPTS)
+    prompts = [[{"role": "user", "content": p}] for p in prompts] if chat else list(prompts)
     args = GRPOConfig(output_dir=str(out), use_cpu=True, bf16=False, num_generations=G, per_device_train_batch_size=8,
                       generation_batch_size=8, max_completion_length=8, max_steps=steps, logging_steps=logging_steps,
                       num_iterations=num_iterations, report_to="none", save_strategy="no", disable_tqdm=True,
@@ -101,7 +101,8 @@ def runs(model_folder, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     logged every 2nd step; and a chat run with the recorder."""
     root = tmp_path_factory.mktemp("trl-runs")
     plans = {"string": dict(chat=False, recorder=True), "chat_mu2": dict(chat=True, steps=4, num_iterations=2),
-             "every2": dict(chat=False, steps=4, logging_steps=2), "chat": dict(chat=True, recorder=True)}
+             "every2": dict(chat=False, steps=4, logging_steps=2), "chat": dict(chat=True, recorder=True),
+             "same_prompt": dict(chat=False, steps=2, prompts=(PROMPTS[0],) * len(PROMPTS))}
     return {name: (root / name / "completions", run_trl(model_folder, root / name, **kw)) for name, kw in plans.items()}
 
 
@@ -198,6 +199,17 @@ def test_a_reward_function_returning_none_is_summed_as_trl_does(runs, model_fold
     frame.to_parquet(first)
     with pytest.raises(SchemaError, match="no reward from any"):
         _import(folder, model_folder)
+
+
+def test_identical_prompts_without_a_group_size_are_refused_naming_the_group_size(runs, model_folder):
+    """Every prompt of the run has the same text: grouped by text, a step's 8 rows merge into one group; TRL's
+    advantage then names the group size (4), not the reward columns."""
+    source, _ = runs["same_prompt"]
+    with pytest.raises(SchemaError, match=r"hold 8 rows \(identical prompts in one step merged\).*pass --group-size 4"):
+        import_log("trl", source, tokenizer=_tokenizer(model_folder), reward_columns=["first_token", "text_length"],
+                   reward_weights=WEIGHTS)
+    assert import_log("trl", source, tokenizer=_tokenizer(model_folder), group_size=G,
+                      reward_columns=["first_token", "text_length"], reward_weights=WEIGHTS).num_rows == 16
 
 
 def test_a_group_size_below_trls_is_refused(runs, model_folder, tmp_path):

@@ -312,10 +312,23 @@ def _read_grpo_prm(source, *, group_size=None, fields=None, **_) -> tuple[pd.Dat
     if not rows:
         raise SchemaError(f"'{path}' holds no instances; expected epochs[*].steps[*].instances; "
                           "point at a stats.json written after at least one checkpoint")
+    if sep is not None:
+        _check_separator_whitespace([r["completion"] for r in rows], sep, str(path))
     return pd.DataFrame(rows), {"mode": "block", "group_size": int(size), "text_source": "grpo-prm",
                                 "metadata": {"grpo_prm.validation": _grpo_prm_validation(data),
                                              "prm_probe.step_origin": "0",
                                              "prm_probe.step_meaning": STEP_MEANING["grpo-prm"]}}
+
+
+def _check_separator_whitespace(completions: list[str], sep: str, where: str) -> None:
+    """Refuse a ``prompt_sep`` that probably lost its trailing whitespace: every completion then starts with the
+    same whitespace (e.g. the newline after ``assistant``), which belongs to the prompt and would become each
+    completion's first token."""
+    lead = [c[: len(c) - len(c.lstrip())] for c in completions]
+    if len(lead) > 1 and lead[0] and all(x == lead[0] for x in lead):
+        raise SchemaError(f"every completion of '{where}' after prompt_sep {sep!r} starts with {lead[0]!r}: the "
+                          f"separator probably lost its trailing whitespace; expected the prompt to end where the "
+                          f"completion starts; pass --field prompt_sep={sep + lead[0]!r}")
 
 
 def _grpo_prm_validation(data: dict) -> str:
@@ -444,6 +457,12 @@ def _groups(df: pd.DataFrame, plan: dict, where: str) -> tuple[pd.DataFrame, dic
             raise SchemaError(f"a prompt of step {s} in '{where}' has {n} rows, not a multiple of --group-size {size}; "
                               "expected whole groups per prompt; pass the run's group size (verl: rollout.n)")
         multi = counts[counts > size]
+        if len(multi) and len(multi) == len(counts):  # every prompt came in several groups: the size is too small
+            likely = int(np.gcd.reduce(counts.to_numpy()))
+            raise SchemaError(f"every prompt of '{where}' has a multiple of --group-size {size} rows "
+                              f"({', '.join(map(str, sorted(set(counts.tolist()))[:4]))}): the group size is probably "
+                              f"{likely}, not {size}; expected one group per prompt; pass --group-size {likely} "
+                              "(verl: actor_rollout_ref.rollout.n)")
         if len(multi):
             logger.warning("%d prompt(s) came in several groups within a step (%d rows each at most); their rows "
                            "were split into groups of %d in file order: the log does not record which rows shared a "

@@ -220,6 +220,17 @@ def check_advantages(df: pd.DataFrame, *, columns: Sequence[str], weights: Seque
     if ok:
         return
     step, group = int(bad // 1_000_003), int(bad % 1_000_003)
+    if group_size is None:  # groups rebuilt from prompt text: identical prompts may have merged several groups
+        sizes = df.groupby(["step", "group"]).size()
+        common = int(np.gcd.reduce(sizes.to_numpy()))
+        reward = df["reward"].astype(float).to_numpy()
+        block = df.groupby(["step", "group"]).cumcount().to_numpy()
+        for g in (d for d in range(common - 1, 1, -1) if common % d == 0):
+            if _reproduces(reward, adv, keys * 1_000 + block // g)[0]:
+                raise SchemaError(
+                    f"the groups rebuilt from prompt text hold {int(sizes.max())} rows (identical prompts in one step "
+                    f"merged), and TRL's logged advantage is reproduced by consecutive blocks of {g} rows; expected "
+                    f"one group per num_generations completions; pass --group-size {g} (the run's num_generations)")
     matching = []
     if not user_columns:
         for k in range(1, min(len(candidates), 6) + 1):

@@ -560,7 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-size", type=int, help="G (TRL's num_generations), when groups are blocks of rows")
     p.add_argument("--field", action="append", metavar="NAME=COLUMN",
                    help="generic: map a field to a column; grpo-prm: prompt_sep=TEXT (kept verbatim, e.g. "
-                        "$'<|im_start|>assistant\\n')")
+                        "$'<|im_start|>assistant\\n'); trl: eval_steps=N or none, when the run folder's "
+                        "trainer_state.json is not beside the log (evaluation overwrites a step's completions)")
     p.add_argument("--reward-columns", metavar="A,B", help="trl: the reward functions' columns (default: every numeric "
                                                             "column; log_extra columns are not rewards)")
     p.add_argument("--reward-weights", metavar="W1,W2", help="trl: the run's reward_weights, one per --reward-columns "

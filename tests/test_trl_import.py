@@ -51,12 +51,12 @@ def _tokenizer(folder):
 
 
 def run_trl(folder: Path, out: Path, *, chat: bool, steps: int = 3, logging_steps: int = 1, num_iterations: int = 1,
-            recorder: bool = False, prompts: tuple[str, ...] = PROMPTS) -> dict:
+            recorder: bool = False, prompts: tuple[str, ...] = PROMPTS, eval_steps: int | None = None) -> dict:
     """Train TRL's GRPOTrainer and return what its reward functions and generate saw, per generation batch."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    seen: dict[str, list] = {"ids": [], "texts": [], "first": [], "last": [], "prompt_ids": []}
+    seen: dict[str, list] = {"ids": [], "texts": [], "first": [], "last": [], "prompt_ids": [], "training": []}
 
     def first_token(completions, completion_ids, **_):
         seen["ids"].append([[int(t) for t in c] for c in completion_ids])
@@ -77,15 +77,22 @@ def run_trl(folder: Path, out: Path, *, chat: bool, steps: int = 3, logging_step
         funcs.append(record_completion_ids)
         weights.append(1.0)
     prompts = [[{"role": "user", "content": p}] for p in prompts] if chat else list(prompts)
+    evaluation = ({} if eval_steps is None else  # evaluate (and checkpoint, with trainer_state.json) every N steps
+                  {"eval_strategy": "steps", "eval_steps": eval_steps, "per_device_eval_batch_size": 8,
+                   "save_strategy": "steps", "save_steps": eval_steps})
     args = GRPOConfig(output_dir=str(out), use_cpu=True, bf16=False, num_generations=G, per_device_train_batch_size=8,
                       generation_batch_size=8, max_completion_length=8, max_steps=steps, logging_steps=logging_steps,
-                      num_iterations=num_iterations, report_to="none", save_strategy="no", disable_tqdm=True,
-                      learning_rate=1e-3, seed=0, log_completions=True, reward_weights=weights, shuffle_dataset=False)
+                      num_iterations=num_iterations, report_to="none", disable_tqdm=True, learning_rate=1e-3, seed=0,
+                      log_completions=True, reward_weights=weights, shuffle_dataset=False,
+                      **({"save_strategy": "no"} | evaluation))
+    eval_prompts = [f"Eval {p}" for p in prompts] if eval_steps else None
     trainer = GRPOTrainer(model=str(folder), reward_funcs=funcs, args=args, processing_class=_tokenizer(folder),
-                          train_dataset=Dataset.from_dict({"prompt": prompts}))
+                          train_dataset=Dataset.from_dict({"prompt": prompts}),
+                          eval_dataset=Dataset.from_dict({"prompt": eval_prompts}) if eval_prompts else None)
     generate = trainer._generate
 
     def spy(prompts_):
+        seen["training"].append(trainer.model.training)
         result = generate(prompts_)
         seen["prompt_ids"].append([[int(t) for t in p] for p in result[0]])
         return result
@@ -102,7 +109,8 @@ def runs(model_folder, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     root = tmp_path_factory.mktemp("trl-runs")
     plans = {"string": dict(chat=False, recorder=True), "chat_mu2": dict(chat=True, steps=4, num_iterations=2),
              "every2": dict(chat=False, steps=4, logging_steps=2), "chat": dict(chat=True, recorder=True),
-             "same_prompt": dict(chat=False, steps=2, prompts=(PROMPTS[0],) * len(PROMPTS))}
+             "same_prompt": dict(chat=False, steps=2, prompts=(PROMPTS[0],) * len(PROMPTS)),
+             "eval2": dict(chat=False, steps=4, eval_steps=2)}
     return {name: (root / name / "completions", run_trl(model_folder, root / name, **kw)) for name, kw in plans.items()}
 
 
@@ -199,6 +207,34 @@ def test_a_reward_function_returning_none_is_summed_as_trl_does(runs, model_fold
     frame.to_parquet(first)
     with pytest.raises(SchemaError, match="no reward from any"):
         _import(folder, model_folder)
+
+
+def test_evaluation_completions_are_never_imported_as_training_steps(runs, model_folder, tmp_path, caplog):
+    """eval_steps = 2: TRL's evaluation writes completions_00002/00004 over the training batches of those steps.
+    The truth comes from inside TRL: which generate calls ran in training mode, and what they sampled."""
+    source, seen = runs["eval2"]
+    train_texts = [t for t, training in zip(seen["texts"], seen["training"], strict=True) if training]
+    eval_texts = [t for t, training in zip(seen["texts"], seen["training"], strict=True) if not training]
+    assert len(train_texts) == 4 and eval_texts  # the run did evaluate
+    on_disk = {int(pd.read_parquet(f)["step"].iloc[0]): pd.read_parquet(f)["completion"].tolist()
+               for f in source.glob("*.parquet")}
+    assert on_disk[2] in eval_texts and on_disk[2] != train_texts[1]  # the premise: step 2's file is evaluation
+    with caplog.at_level("WARNING"):
+        table = _import(source, model_folder)
+    df = table.to_pandas()
+    assert sorted(df["step"].unique()) == [1, 3]  # steps 2 and 4 lost their training batches to evaluation
+    for step, part in df.groupby("step"):
+        assert part.sort_values(["group", "sample"])["completion"].tolist() == train_texts[step - 1]
+    meta = _meta(table)
+    assert json.loads(meta["prm_probe.trl_eval_steps_dropped"]) == [2, 4]
+    assert "trainer_state.json" in meta["prm_probe.trl_eval_check"] and "evaluation steps" in caplog.text
+    # without the run folder's state, the log cannot be checked: said in the metadata, or declared by the user
+    bare = tmp_path / "completions"
+    shutil.copytree(source, bare)
+    unchecked = _meta(_import(bare, model_folder))
+    assert unchecked["prm_probe.trl_eval_check"].startswith("not checked")
+    declared = _import(bare, model_folder, fields={"eval_steps": "2"}).to_pandas()
+    assert sorted(declared["step"].unique()) == [1, 3]
 
 
 def test_identical_prompts_without_a_group_size_are_refused_naming_the_group_size(runs, model_folder):

@@ -75,6 +75,8 @@ METADATA_KEYS = {
     "model": "policy model name or path",
     "git_hash": "commit of the code that made the log",
     "config": "the resolved run configuration as JSON",
+    "prm_probe.trl_eval_check": "TRL imports: how completions files written at evaluation steps were found, or why not",
+    "prm_probe.trl_eval_steps_dropped": "TRL imports: steps whose file held evaluation completions (left out)",
     "prm_probe.task": "the task that scored the log: name and options, seed-drawn ones (toy tree: target) filled in",
     "prm_probe.sampled_from": "`prm-probe sample` of a run: the run folder whose task and settings it used",
     "prm_probe.task_override": "a sample whose task settings differ from its run's, allowed explicitly: what differs",

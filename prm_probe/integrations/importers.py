@@ -154,7 +154,7 @@ def _hash(value) -> str:
 # ----------------------------------------------------------------------------------------------- readers
 
 
-def _read_trl(source, *, group_size=None, tokenizer=None, reward_columns=None, reward_weights=None,
+def _read_trl(source, *, group_size=None, tokenizer=None, reward_columns=None, reward_weights=None, fields=None,
               **_) -> tuple[pd.DataFrame, dict]:
     from prm_probe.integrations.trl import log as trl_log
 
@@ -168,6 +168,7 @@ def _read_trl(source, *, group_size=None, tokenizer=None, reward_columns=None, r
     for name, frame in frames:
         _require("trl", frame.columns, ["step", "prompt", "completion"], name)
     frames.sort(key=lambda item: int(item[1]["step"].min()) if len(item[1]) else -1)
+    frames, eval_meta = _drop_evaluation_files(frames, fields or {})
     df, facts = trl_log.read_trl_frames(frames, tokenizer=tokenizer)
     candidates = trl_log.reward_columns(df)
     columns = list(reward_columns) if reward_columns else candidates
@@ -203,9 +204,15 @@ def _read_trl(source, *, group_size=None, tokenizer=None, reward_columns=None, r
     if trl_log.ID_COLUMN in df:
         out["completion_ids"] = df[trl_log.ID_COLUMN].map(_ids)
     coverage, sample = trl_log.step_coverage(facts["steps"] + facts["repeated"])
+    if "prm_probe.trl_eval_steps_dropped" in eval_meta:  # those steps' training batches are not in the log
+        lost = json.loads(eval_meta["prm_probe.trl_eval_steps_dropped"])
+        coverage += (f"; the training batches of steps {trl_log._compact(lost)} are not in the log (TRL's evaluation "
+                     "wrote over them)")
+        sample = True
     meta = {"prm_probe.step_origin": "1", "prm_probe.step_meaning": STEP_MEANING["trl"],
             "prm_probe.step_coverage": coverage, "prm_probe.step_sample": str(sample).lower(),
             "prm_probe.trl_reward": " + ".join(f"{w:g}*{c}" for c, w in zip(columns, weights, strict=True))}
+    meta.update(eval_meta)
     if facts["repeated"]:
         meta["prm_probe.trl_repeated_batches"] = json.dumps(facts["repeated"])
     if partial:
@@ -225,6 +232,50 @@ def _read_trl(source, *, group_size=None, tokenizer=None, reward_columns=None, r
         return out, {**plan, "mode": "block", "group_size": group_size}
     logger.warning("trl: no group_size (num_generations) given; grouping by identical prompt text within a step")
     return out, {**plan, "mode": "key", "allow_unequal": True}
+
+
+def _drop_evaluation_files(frames: list[tuple[str, pd.DataFrame]], fields: dict[str, str]
+                           ) -> tuple[list[tuple[str, pd.DataFrame]], dict[str, str]]:
+    """Leave out the completions files TRL's evaluation wrote over a training step's file (never training data).
+
+    The evaluation steps come from the run's ``trainer_state.json`` (:func:`~prm_probe.integrations.trl.log.
+    run_state`), or from ``--field eval_steps=N`` (every N-th step) / ``--field eval_steps=none`` (no evaluation).
+    Without either the log is imported with metadata ``prm_probe.trl_eval_check`` saying it could not be checked.
+    """
+    from prm_probe.integrations.trl import log as trl_log
+
+    steps = {name: int(frame["step"].max()) for name, frame in frames if len(frame)}
+    last = max(steps.values(), default=0)
+    declared = fields.get("eval_steps")
+    if declared is not None:
+        if declared.strip().lower() == "none":
+            return frames, {"prm_probe.trl_eval_check": "no evaluation (declared with --field eval_steps=none)"}
+        if not declared.strip().isdigit() or int(declared) < 1:
+            raise SchemaError(f"--field eval_steps={declared!r}; expected a positive integer (the run's eval_steps) "
+                              "or 'none'; fix the field")
+        every = int(declared)
+        evals, how = set(range(every, last + 1, every)), f"every {every}th step (declared with --field eval_steps)"
+    else:
+        state, where = trl_log.run_state([name for name, _ in frames])
+        if state is None:
+            note = ("not checked: no trainer_state.json beside the log, so completions files that an evaluation "
+                    "(eval_strategy) wrote over a training step's file cannot be told apart")
+            logger.warning("trl: %s; pass --field eval_steps=N (the run's eval_steps) or --field eval_steps=none",
+                           note)
+            return frames, {"prm_probe.trl_eval_check": note}
+        evals, how = trl_log.evaluation_steps(state, last)
+        how += f" ({where})"
+    dropped = sorted(s for s in steps.values() if s in evals)
+    if not dropped:
+        return frames, {"prm_probe.trl_eval_check": f"no completions file at an evaluation step; {how}"}
+    if len(dropped) == len(steps):
+        raise SchemaError(f"every completions file of the log is at an evaluation step ({how}): they hold "
+                          "evaluation completions, not training batches; expected training steps; point at the "
+                          "run's completions folder or log with logging_steps that differ from eval_steps")
+    logger.warning("trl: left out %d completions file(s) written at evaluation steps %s (%s): TRL's evaluation "
+                   "overwrote their training batches", len(dropped), trl_log._compact(dropped), how)
+    kept = [(n, f) for n, f in frames if not (len(f) and int(f["step"].max()) in dropped)]
+    return kept, {"prm_probe.trl_eval_check": how, "prm_probe.trl_eval_steps_dropped": json.dumps(dropped)}
 
 
 def _check_adjacent_blocks(df: pd.DataFrame, size: int, where: str) -> None:

@@ -15,7 +15,10 @@ completions_{global_step:05d}.parquet`` holding the **last generation batch** (a
 
 Consequences the reader handles: with ``num_iterations > 1`` (or ``steps_per_generation > 1``) consecutive files
 repeat one generation batch (kept once); with ``logging_steps = k > 1`` only every k-th step is in the log (a
-sample of the run, said in the metadata); the reward is TRL's ``nansum`` of the weighted reward columns, which
+sample of the run, said in the metadata); with ``eval_strategy`` the evaluation writes its own completions over
+the training batch's file of the same step (``GRPOTrainer.log`` in eval mode, right after the training log), so
+those files are left out, found from the run's ``trainer_state.json`` (:func:`run_state`, :func:`evaluation_steps`)
+or declared with ``--field eval_steps``; the reward is TRL's ``nansum`` of the weighted reward columns, which
 needs the run's ``reward_weights`` and the names of the reward columns (``log_extra`` columns are not rewards):
 the reader checks the imported reward against the logged ``advantage`` and refuses when they disagree.
 
@@ -37,7 +40,8 @@ import pandas as pd
 
 from prm_probe.errors import ConfigError, SchemaError
 
-__all__ = ["ID_COLUMN", "RECORDER", "check_advantages", "read_trl_frames", "record_completion_ids"]
+__all__ = ["ID_COLUMN", "RECORDER", "check_advantages", "evaluation_steps", "read_trl_frames", "record_completion_ids",
+           "run_state"]
 
 logger = logging.getLogger("prm_probe.integrations.importers")
 
@@ -250,6 +254,52 @@ def check_advantages(df: pd.DataFrame, *, columns: Sequence[str], weights: Seque
         f"{err:.2g} of its scale); expected the reward TRL trained with (the weighted sum of its reward functions, "
         f"log_extra columns excluded);{hint} otherwise pass --reward-columns NAME,... and --reward-weights W,... as "
         f"in the run's GRPOConfig; {size}see the README's import section")
+
+
+def run_state(completions: Sequence[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """The newest ``trainer_state.json`` of the TRL run that wrote these completions files (in ``output_dir`` or its
+    ``checkpoint-*/`` folders; the files live in ``output_dir/completions/``), and its path; (None, None) if none.
+    """
+    from pathlib import Path
+
+    dirs = {Path(f).resolve().parent for f in completions}
+    found = []
+    for d in dirs:
+        root = d.parent if d.name == "completions" else d
+        found += [root / "trainer_state.json", *root.glob("checkpoint-*/trainer_state.json")]
+    best, where = None, None
+    for f in found:
+        if not f.is_file():
+            continue
+        try:
+            state = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(state, dict) and (best is None or state.get("global_step", 0) > best.get("global_step", 0)):
+            best, where = state, str(f)
+    return best, where
+
+
+def evaluation_steps(state: dict[str, Any], last_step: int) -> tuple[set[int], str]:
+    """The global steps at which the run evaluated, up to ``last_step``: at those steps TRL's evaluation wrote its
+    own completions over the file of the training batch (``GRPOTrainer.log`` in eval mode writes
+    ``completions_{global_step}.parquet``, and ``Trainer`` evaluates right after it logs).
+
+    Read from the state's ``log_history`` (entries with ``eval_`` keys) up to the state's ``global_step``; beyond it
+    (a checkpoint older than the log), extrapolated from its ``eval_steps`` when the run evaluated at all.
+    Returns the steps and a sentence saying how they were found.
+    """
+    history = state.get("log_history") or []
+    seen = {int(e["step"]) for e in history if isinstance(e, dict) and "step" in e
+            and any(str(k).startswith("eval_") for k in e)}
+    upto = int(state.get("global_step") or 0)
+    every = int(state.get("eval_steps") or 0)
+    how = f"{len(seen)} evaluation(s) in trainer_state.json up to step {upto}"
+    if seen and every > 0 and last_step > upto:
+        extra = set(range(every * (upto // every + 1), last_step + 1, every))
+        seen |= extra
+        how += f", and every {every}th step after it (eval_steps; the state ends before the log)"
+    return seen, how
 
 
 def _compact(steps: Sequence[int]) -> str:

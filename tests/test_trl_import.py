@@ -28,7 +28,7 @@ from prm_probe.integrations.importers import import_log, import_to_parquet  # no
 G = 4
 WEIGHTS = [2.0, 0.5]
 CHAT_TEMPLATE = ("{% for m in messages %}<bos>{{ m['role'] }}\n{{ m['content'] }}<eos>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<bos>assistant\n{% endif %}")
+                 "{% if add_generation_prompt %}<bos>assistant\n{% if terse %}Be terse.\n{% endif %}{% endif %}")
 PROMPTS = ["What is 1 + 1?", "What is 2 + 3?", "Add 4 and 4.", "Is 5 + 1 six?"]
 
 
@@ -51,7 +51,9 @@ def _tokenizer(folder):
 
 
 def run_trl(folder: Path, out: Path, *, chat: bool, steps: int = 3, logging_steps: int = 1, num_iterations: int = 1,
-            recorder: bool = False, prompts: tuple[str, ...] = PROMPTS, eval_steps: int | None = None) -> dict:
+            recorder: bool = False, prompts: tuple[str, ...] = PROMPTS, eval_steps: int | None = None,
+            save_steps: int | None = None, none_rewards: bool = True, weights: tuple[float, ...] = tuple(WEIGHTS),
+            chat_template_kwargs: dict | None = None) -> dict:
     """Train TRL's GRPOTrainer and return what its reward functions and generate saw, per generation batch."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -68,11 +70,11 @@ def run_trl(folder: Path, out: Path, *, chat: bool, steps: int = 3, logging_step
     def text_length(completions, log_extra, **_):
         texts = [c if isinstance(c, str) else c[0]["content"] for c in completions]
         log_extra("n_chars", [len(t) for t in texts])  # a numeric log_extra column: not a reward
-        values = [None if i % 4 == 3 else float(len(t) % 3) for i, t in enumerate(texts)]  # some None
+        values = [None if i % 4 == 3 and none_rewards else float(len(t) % 3) for i, t in enumerate(texts)]  # some None
         seen["last"].append(values)
         return values
 
-    funcs, weights = [first_token, text_length], list(WEIGHTS)
+    funcs, weights = [first_token, text_length], list(weights)
     if recorder:
         funcs.append(record_completion_ids)
         weights.append(1.0)
@@ -80,6 +82,10 @@ def run_trl(folder: Path, out: Path, *, chat: bool, steps: int = 3, logging_step
     evaluation = ({} if eval_steps is None else  # evaluate (and checkpoint, with trainer_state.json) every N steps
                   {"eval_strategy": "steps", "eval_steps": eval_steps, "per_device_eval_batch_size": 8,
                    "save_strategy": "steps", "save_steps": eval_steps})
+    if save_steps:  # checkpoints: training_args.bin and trainer_state.json beside the completions folder
+        evaluation |= {"save_strategy": "steps", "save_steps": save_steps}
+    if chat_template_kwargs:
+        evaluation["chat_template_kwargs"] = chat_template_kwargs
     args = GRPOConfig(output_dir=str(out), use_cpu=True, bf16=False, num_generations=G, per_device_train_batch_size=8,
                       generation_batch_size=8, max_completion_length=8, max_steps=steps, logging_steps=logging_steps,
                       num_iterations=num_iterations, report_to="none", disable_tqdm=True, learning_rate=1e-3, seed=0,
@@ -110,7 +116,10 @@ def runs(model_folder, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     plans = {"string": dict(chat=False, recorder=True), "chat_mu2": dict(chat=True, steps=4, num_iterations=2),
              "every2": dict(chat=False, steps=4, logging_steps=2), "chat": dict(chat=True, recorder=True),
              "same_prompt": dict(chat=False, steps=2, prompts=(PROMPTS[0],) * len(PROMPTS)),
-             "eval2": dict(chat=False, steps=4, eval_steps=2)}
+             "eval2": dict(chat=False, steps=4, eval_steps=2),
+             "terse": dict(chat=True, steps=2, save_steps=2, chat_template_kwargs={"terse": True}),
+             "halved": dict(chat=False, steps=2, save_steps=2, none_rewards=False, weights=(1.0, 0.25)),
+             "mu2_every2": dict(chat=False, steps=4, num_iterations=2, logging_steps=2, save_steps=4)}
     return {name: (root / name / "completions", run_trl(model_folder, root / name, **kw)) for name, kw in plans.items()}
 
 
@@ -235,6 +244,71 @@ def test_evaluation_completions_are_never_imported_as_training_steps(runs, model
     assert unchecked["prm_probe.trl_eval_check"].startswith("not checked")
     declared = _import(bare, model_folder, fields={"eval_steps": "2"}).to_pandas()
     assert sorted(declared["step"].unique()) == [1, 3]
+
+
+def test_chat_template_kwargs_come_from_the_run_or_are_said_missing(runs, model_folder, tmp_path, caplog):
+    """chat_template_kwargs = {"terse": true}: TRL fed '…assistant\\nBe terse.\\n'. The run folder's
+    training_args.bin carries the kwargs; a bare completions folder is imported with a note, or with the field."""
+    source, seen = runs["terse"]
+    tok = _tokenizer(model_folder)
+    fed = seen["prompt_ids"][0][0]
+    assert tok.decode(fed).endswith("assistant\nBe terse.\n")  # the premise, from inside TRL
+    table = _import(source, model_folder)
+    for batch, (_, part) in enumerate(table.to_pandas().groupby("step")):
+        assert [list(p) for p in part.sort_values(["group", "sample"])["prompt_ids"]] == seen["prompt_ids"][batch]
+    assert '"terse": true' in _meta(table)["prm_probe.trl_prompt_ids"]
+    bare = tmp_path / "completions"
+    shutil.copytree(source, bare)
+    with caplog.at_level("WARNING"):
+        plain = _import(bare, model_folder)
+    assert "chat_template_kwargs are not known" in _meta(plain)["prm_probe.trl_prompt_ids"]
+    assert "chat_template_kwargs" in caplog.text
+    assert list(plain.to_pandas()["prompt_ids"][0]) != fed  # what the note warns of
+    given = _import(bare, model_folder, fields={"chat_template_kwargs": '{"terse": true}'}).to_pandas()
+    assert list(given.sort_values(["step", "group", "sample"])["prompt_ids"].iloc[0]) == fed
+    with pytest.raises(SchemaError, match=r"chat_template_kwargs.*the run.s are"):
+        _import(source, model_folder, fields={"chat_template_kwargs": '{"terse": false}'})
+
+
+def test_the_weights_scale_is_checked_wherever_it_can_be(runs, model_folder, tmp_path, caplog):
+    """A run with reward_weights 1,0.25 (no None rewards). Weights 2,0.5 give the same normalised advantages."""
+    source, _ = runs["halved"]
+    cols = ["first_token", "text_length"]
+    tok = _tokenizer(model_folder)
+    ok = import_log("trl", source, tokenizer=tok, reward_columns=cols)  # weights and group size from the run
+    assert _meta(ok)["prm_probe.trl_weight_check"] == "the run's reward_weights (training_args.bin)"
+    with pytest.raises(SchemaError, match=r"--reward-weights 2,0.5 but the run's reward_weights are 1,0.25"):
+        import_log("trl", source, tokenizer=tok, reward_columns=cols, reward_weights=[2.0, 0.5], group_size=G)
+    with pytest.raises(SchemaError, match=r"--group-size 2 but the run's num_generations is 4"):
+        import_log("trl", source, tokenizer=tok, reward_columns=cols, group_size=2)
+    # only trainer_state.json beside the log: the logged reward means tell the scale
+    state_only = tmp_path / "state_only"
+    shutil.copytree(source, state_only / "completions")
+    shutil.copy(next(source.parent.glob("checkpoint-*/trainer_state.json")), state_only / "trainer_state.json")
+    likely = r"is 0.5 times .* the run.s weights are probably 1,0.25; .* pass --reward-weights 1,0.25"
+    with pytest.raises(SchemaError, match=likely):
+        import_log("trl", state_only / "completions", tokenizer=tok, reward_columns=cols, reward_weights=[2.0, 0.5],
+                   group_size=G)
+    right = import_log("trl", state_only / "completions", tokenizer=tok, reward_columns=cols,
+                       reward_weights=[1.0, 0.25], group_size=G)
+    assert _meta(right)["prm_probe.trl_weight_check"].startswith("the logged reward means")
+    # nothing beside the log: imported, and said so
+    bare = tmp_path / "bare"
+    shutil.copytree(source, bare)
+    with caplog.at_level("WARNING"):
+        unchecked = import_log("trl", bare, tokenizer=tok, reward_columns=cols, reward_weights=[2.0, 0.5],
+                               group_size=G)
+    assert _meta(unchecked)["prm_probe.trl_weight_check"].startswith("not checked")
+    assert "weights' scale" in caplog.text
+
+
+def test_coverage_counts_generation_batches(runs, model_folder):
+    """num_iterations = 2, logging_steps = 2: every file is a new generation batch, so the log is complete."""
+    source, seen = runs["mu2_every2"]
+    assert len(list(source.glob("*.parquet"))) == 2 and len(seen["ids"]) == 2
+    meta = _meta(_import(source, model_folder))
+    assert meta["prm_probe.step_sample"] == "false"
+    assert meta["prm_probe.step_coverage"].startswith("every generation batch from step 2 to 4 (2 batches")
 
 
 def test_identical_prompts_without_a_group_size_are_refused_naming_the_group_size(runs, model_folder):

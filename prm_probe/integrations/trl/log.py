@@ -41,7 +41,7 @@ import pandas as pd
 from prm_probe.errors import ConfigError, SchemaError
 
 __all__ = ["ID_COLUMN", "RECORDER", "check_advantages", "evaluation_steps", "read_trl_frames", "record_completion_ids",
-           "run_state"]
+           "run_state", "weight_scale_check"]
 
 logger = logging.getLogger("prm_probe.integrations.importers")
 
@@ -107,9 +107,14 @@ def _plain(v):
     return v
 
 
-def read_trl_frames(frames: list[tuple[str, pd.DataFrame]], *, tokenizer=None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def read_trl_frames(frames: list[tuple[str, pd.DataFrame]], *, tokenizer=None,
+                    chat_template_kwargs: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Concatenate TRL completions files (``(name, frame)`` in step order), dropping repeated generation batches
     and turning conversational cells into text.
+
+    Args:
+        chat_template_kwargs: the run's ``GRPOConfig.chat_template_kwargs`` (TRL passes them to every
+            ``apply_chat_template``); None: not known (the prompt ids are rebuilt without them, and said so).
 
     Returns:
         The rows (``step, prompt, completion`` text, ``_key`` the prompt identity, ``prompt_ids`` when a chat
@@ -141,13 +146,21 @@ def read_trl_frames(frames: list[tuple[str, pd.DataFrame]], *, tokenizer=None) -
         df["completion"] = df["completion"].map(lambda c: c if isinstance(c, str) else _assistant_text(_messages(c)))
         df["_key"] = prompts.map(lambda m: json.dumps(m, sort_keys=True, default=str))
         if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+            kwargs = dict(chat_template_kwargs or {})
             rendered = {k: m for k, m in zip(df["_key"], prompts, strict=True)}
-            text = {k: tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
+            text = {k: tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True, **kwargs)
                     for k, m in rendered.items()}
-            ids = {k: _chat_ids(tokenizer, m) for k, m in rendered.items()}
+            ids = {k: _chat_ids(tokenizer, m, kwargs) for k, m in rendered.items()}
             df["prompt"] = df["_key"].map(text)
             df["prompt_ids"] = df["_key"].map(ids)
             facts["prompt_ids"] = "chat template of the given tokenizer applied to the logged messages"
+            if chat_template_kwargs is None:
+                note = ("the run's chat_template_kwargs are not known (no training_args.bin beside the log): the "
+                        "prompt ids are rebuilt without them")
+                logger.warning("trl: %s; pass --field chat_template_kwargs=JSON if the run set them", note)
+                facts["prompt_ids"] += f"; {note}"
+            elif kwargs:
+                facts["prompt_ids"] += f", with the run's chat_template_kwargs {json.dumps(kwargs, sort_keys=True)}"
         else:
             df["prompt"] = df["_key"]
             facts["prompt_ids"] = "not rebuilt (no tokenizer with a chat template given)"
@@ -156,8 +169,8 @@ def read_trl_frames(frames: list[tuple[str, pd.DataFrame]], *, tokenizer=None) -
     return df, facts
 
 
-def _chat_ids(tokenizer, messages: list[dict]) -> list[int]:
-    out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+def _chat_ids(tokenizer, messages: list[dict], kwargs: dict[str, Any] | None = None) -> list[int]:
+    out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, **(kwargs or {}))
     if isinstance(out, dict) or hasattr(out, "keys"):
         out = out["input_ids"]
     out = list(out)
@@ -187,16 +200,20 @@ def weighted_reward(df: pd.DataFrame, columns: Sequence[str], weights: Sequence[
     return pd.Series(reward, index=df.index), int((nan.any(axis=1) & ~unscorable).sum()), int(unscorable.sum())
 
 
-def _reproduces(reward: np.ndarray, adv: np.ndarray, groups: np.ndarray) -> tuple[bool, tuple[int, float]]:
+def _reproduces(reward: np.ndarray, adv: np.ndarray, groups: np.ndarray,
+                unscaled: bool = False) -> tuple[bool, tuple[int, float]]:
     """Whether, within every group, the centred reward is a positive multiple of the advantage (TRL's scaling is
-    a positive number per group: the group std + 1e-4, the batch std + 1e-4, or 1). Returns the worst group."""
+    a positive number per group: the group std + 1e-4, the batch std + 1e-4, or 1), or, ``unscaled``
+    (``scale_rewards = "none"``), exactly the advantage. Returns the worst group."""
     worst = (-1, 0.0)
     for g in np.unique(groups):
         sel = groups == g
         r, a = reward[sel], adv[sel]
         c = r - r.mean()
         scale = max(1.0, float(np.abs(a).max()))
-        if np.abs(c).max() < 1e-9:
+        if unscaled:
+            err = float(np.abs(a - c).max()) / scale
+        elif np.abs(c).max() < 1e-9:
             err = float(np.abs(a).max()) / scale
         else:
             k = float(a @ c) / float(c @ c)
@@ -207,7 +224,8 @@ def _reproduces(reward: np.ndarray, adv: np.ndarray, groups: np.ndarray) -> tupl
 
 
 def check_advantages(df: pd.DataFrame, *, columns: Sequence[str], weights: Sequence[float],
-                     user_columns: bool, candidates: Sequence[str], group_size: int | None) -> None:
+                     user_columns: bool, candidates: Sequence[str], group_size: int | None,
+                     unscaled: bool = False) -> None:
     """Refuse when TRL's logged advantage is not reproduced by the imported reward within the imported groups.
 
     Args:
@@ -216,11 +234,13 @@ def check_advantages(df: pd.DataFrame, *, columns: Sequence[str], weights: Seque
         user_columns: whether the user named the columns (else the suggestion lists matching subsets).
         candidates: every numeric column that could be a reward.
         group_size: the block size used, if any (named in the message).
+        unscaled: the run's ``scale_rewards`` is ``"none"``: the advantage is the centred reward exactly, which
+            also checks the weights' scale (a scaled advantage cannot tell weights 2,1 from 1,0.5).
     """
     df = df.rename(columns={f"_cand_{c}": c for c in candidates})
     keys = (df["step"].astype(np.int64) * 1_000_003 + df["group"].astype(np.int64)).to_numpy()
     adv = df["advantage"].astype(float).to_numpy()
-    ok, (bad, err) = _reproduces(df["reward"].astype(float).to_numpy(), adv, keys)
+    ok, (bad, err) = _reproduces(df["reward"].astype(float).to_numpy(), adv, keys, unscaled)
     if ok:
         return
     step, group = int(bad // 1_000_003), int(bad % 1_000_003)
@@ -230,7 +250,7 @@ def check_advantages(df: pd.DataFrame, *, columns: Sequence[str], weights: Seque
         reward = df["reward"].astype(float).to_numpy()
         block = df.groupby(["step", "group"]).cumcount().to_numpy()
         for g in (d for d in range(common - 1, 1, -1) if common % d == 0):
-            if _reproduces(reward, adv, keys * 1_000 + block // g)[0]:
+            if _reproduces(reward, adv, keys * 1_000 + block // g, unscaled)[0]:
                 raise SchemaError(
                     f"the groups rebuilt from prompt text hold {int(sizes.max())} rows (identical prompts in one step "
                     f"merged), and TRL's logged advantage is reproduced by consecutive blocks of {g} rows; expected "
@@ -240,7 +260,7 @@ def check_advantages(df: pd.DataFrame, *, columns: Sequence[str], weights: Seque
         for k in range(1, min(len(candidates), 6) + 1):
             for subset in itertools.combinations(candidates, k):
                 r, _, unscorable = weighted_reward(df, subset, [1.0] * len(subset))
-                if not unscorable and _reproduces(r.to_numpy(), adv, keys)[0]:
+                if not unscorable and _reproduces(r.to_numpy(), adv, keys, unscaled)[0]:
                     matching.append(subset)
     used = " + ".join(f"{w:g}·{c}" for c, w in zip(columns, weights, strict=True))
     hint = ""
@@ -254,6 +274,39 @@ def check_advantages(df: pd.DataFrame, *, columns: Sequence[str], weights: Seque
         f"{err:.2g} of its scale); expected the reward TRL trained with (the weighted sum of its reward functions, "
         f"log_extra columns excluded);{hint} otherwise pass --reward-columns NAME,... and --reward-weights W,... as "
         f"in the run's GRPOConfig; {size}see the README's import section")
+
+
+def weight_scale_check(state: dict[str, Any], columns: Sequence[str], weights: Sequence[float]) -> tuple[str, float]:
+    """Check the reward weights' scale against the means TRL logged at each logging step of training.
+
+    TRL logs ``rewards/<func>/mean`` (each function's mean over a batch) and ``reward`` (the mean of the weighted
+    sum); without None rewards, ``reward = Σ_f w_f · rewards/<f>/mean`` at every logging step, which an advantage
+    normalised by the group std cannot tell (weights 2,1 and 1,0.5 give the same advantages).
+
+    Returns:
+        ``(verdict, factor)``: ``checked`` (factor 1), ``off`` (every logged step says the run's weights are
+        ``factor`` times these), or ``unchecked`` (no such entries, or entries that disagree among themselves, as
+        None rewards make them).
+    """
+    ratios = []
+    for entry in state.get("log_history") or []:
+        keys = [f"rewards/{c}/mean" for c in columns]
+        if not isinstance(entry, dict) or "reward" not in entry or any(k not in entry for k in keys):
+            continue
+        values = [entry[k] for k in keys]
+        if entry["reward"] is None or any(v is None for v in values):
+            continue
+        implied = float(sum(w * float(v) for w, v in zip(weights, values, strict=True)))
+        if abs(implied) > 1e-6:
+            ratios.append(float(entry["reward"]) / implied)
+    if not ratios:
+        return "unchecked", float("nan")
+    r = np.asarray(ratios)
+    if np.all(np.abs(r - 1.0) <= 1e-3):
+        return "checked", 1.0
+    if np.all(np.abs(r - r.mean()) <= 1e-3 * abs(r.mean())):
+        return "off", float(r.mean())
+    return "unchecked", float("nan")
 
 
 def run_state(completions: Sequence[str]) -> tuple[dict[str, Any] | None, str | None]:
@@ -309,18 +362,34 @@ def _compact(steps: Sequence[int]) -> str:
     return ", ".join(map(str, steps))
 
 
-def step_coverage(steps: Sequence[int]) -> tuple[str, bool]:
-    """A sentence saying which steps a log holds, and whether they are a sample (gaps between logged steps)."""
+def step_coverage(steps: Sequence[int], generation_every: int | None = None) -> tuple[str, bool]:
+    """A sentence saying which steps a log holds, and whether they are a sample of the run's generation batches.
+
+    Args:
+        steps: the logged steps (repeated batches included).
+        generation_every: optimiser steps per generation batch (``steps_per_generation × num_iterations``) when
+            known: a log that holds every generation batch is then complete although not every step has a file.
+    """
     steps = sorted(set(int(s) for s in steps))
     if len(steps) <= 1:
         return (f"step {steps[0]} only" if steps else "no steps"), False
+    if generation_every and generation_every > 1:
+        batches = sorted({(s - 1) // generation_every for s in steps})
+        if batches == list(range(batches[0], batches[-1] + 1)):
+            return (f"every generation batch from step {steps[0]} to {steps[-1]} ({len(batches)} batches of "
+                    f"{generation_every} optimiser steps each: steps_per_generation × num_iterations)"), False
+        return (f"{len(batches)} of the {batches[-1] - batches[0] + 1} generation batches from step {steps[0]} to "
+                f"{steps[-1]} ({generation_every} optimiser steps each): a sample of the run; the other batches were "
+                "not logged"), True
     gaps = np.diff(steps)
     every = int(np.gcd.reduce(gaps))
     if (gaps == 1).all():
         return f"every step from {steps[0]} to {steps[-1]} ({len(steps)} steps)", False
     if (gaps == every).all():
         nth = {2: "2nd", 3: "3rd"}.get(every, f"{every}th")
+        unknown = "" if generation_every else (" (if the run reused a generation batch for several steps, pass the "
+                                               "run folder so its training_args.bin says so)")
         return (f"every {nth} step from {steps[0]} to {steps[-1]} ({len(steps)} steps): a sample of the run; the "
-                f"steps in between were not logged (TRL: logging_steps = {every})"), True
+                f"steps in between were not logged (TRL: logging_steps = {every}){unknown}"), True
     return (f"{len(steps)} irregular steps from {steps[0]} to {steps[-1]} ({_compact(steps)}): a sample of the run; "
             "the other steps were not logged"), True

@@ -694,9 +694,13 @@ def _retokenize(df: pd.DataFrame, tokenizer, fmt: str, warn: bool = True) -> tup
         raise SchemaError(f"format '{fmt}' holds text, not token ids; it needs --tokenizer (tokenizer=) to "
                           "re-tokenise the completions; pass the policy's tokenizer")
     texts = df["completion"].fillna("").astype(str).tolist()
-    ids = encode_texts(tokenizer, texts)
-    back = decode_ids(tokenizer, ids)
-    changed = 0 if back is None else sum(a != b for a, b in zip(back, texts, strict=True))
+    unique = list(dict.fromkeys(texts))  # a converged policy repeats its completions: encode each text once
+    enc = encode_texts(tokenizer, unique)
+    back = decode_ids(tokenizer, enc)
+    by_text = dict(zip(unique, enc, strict=True))
+    ids = [list(by_text[t]) for t in texts]
+    survives = {} if back is None else {t: b == t for t, b in zip(unique, back, strict=True)}
+    changed = 0 if back is None else sum(not survives[t] for t in texts)
     if changed and warn:
         logger.warning("%s: re-tokenisation changed the text of %d of %d completion(s) (decode(encode(text)) != "
                        "text); statistics are approximate", fmt, changed, len(ids))

@@ -250,7 +250,9 @@ def test_cli_stats_prints_one_line_and_exits_2(case, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_cli_validate_prints_one_line_per_problem_and_a_summary(case, tmp_path, capsys):
+def test_cli_validate_prints_one_line_per_problem(case, tmp_path, capsys):
+    """Each error is one line, prefixed like every other error of the command line and naming the log; a count
+    follows only when there are several."""
     bad = BAD[case]
     path = bad.make(tmp_path)
     rc = main(["validate", str(path)])
@@ -258,12 +260,13 @@ def test_cli_validate_prints_one_line_per_problem_and_a_summary(case, tmp_path, 
     assert rc == 2
     assert "Traceback" not in captured.err
     lines = [ln for ln in captured.err.splitlines() if ln.strip()]
-    assert len(lines) >= 2, captured.err
-    assert lines[-1].startswith("invalid:") and str(path) in lines[-1]
-    problems = lines[:-1]
-    assert len(problems) == len(validate_log(path).errors)
-    for line in problems:
-        assert line.startswith("error: ")
+    errors = validate_log(path).errors
+    if len(errors) > 1:
+        assert lines[-1] == f"prm-probe: {len(errors)} errors in '{path}'"
+        lines = lines[:-1]
+    assert len(lines) == len(errors), captured.err
+    for line in lines:
+        assert line.startswith("prm-probe: error: ") and line.endswith(f"(in '{path}')")
         assert _name(bad, path) in line, f"{_name(bad, path)!r} not named in: {line}"
         assert HINT.search(line), f"no expected/fix hint in: {line}"
         assert "np.int" not in line and "np.float" not in line, f"numpy repr leaks into: {line}"

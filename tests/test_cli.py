@@ -104,6 +104,68 @@ def test_schema_prints_every_column(capsys):
         assert key in out, key
 
 
+def test_the_packaged_log_has_a_short_name_in_every_log_verb(tmp_path, monkeypatch, capsys):
+    """`sample` names the packaged log from any folder (here one without a data/ folder) in each verb taking a LOG;
+    a file called `sample` in the working folder wins."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["stats", "sample", "-q"]) == 0
+    assert "1 step(s), 64 group(s), 512 completions" in capsys.readouterr().out
+    assert main(["validate", "sample"]) == 0
+    assert "ok: 512 rows, 64 groups, 1 step;" in capsys.readouterr().out  # singular: "1 step"
+    assert main(["prm", "sample", "--step", "0", "--group", "5"]) == 0
+    assert "group 5: G=8" in capsys.readouterr().out
+    (tmp_path / "sample").write_bytes(b"")
+    assert main(["stats", "sample"]) == 2
+    assert "file 'sample' is empty" in capsys.readouterr().err
+
+
+def test_a_bad_output_suffix_is_refused_before_any_work(sample_log, tmp_path, capsys):
+    assert main(["stats", str(sample_log), "-o", str(tmp_path / "x.txt")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing computed or printed first
+    assert captured.err.startswith("prm-probe: error: output ") and "expected .csv or .parquet" in captured.err
+    assert main(["prm", str(sample_log), "--step", "0", "--group", "0", "-o", str(tmp_path / "x.json")]) == 2
+    assert capsys.readouterr().out == ""
+
+
+def test_a_missing_optional_package_names_its_extra(monkeypatch, capsys):
+    """A verb whose extra is not installed says which one, in one line (simulated: the handler's import fails)."""
+    import prm_probe.commands.logs as logs
+
+    def needs_matplotlib(args):
+        raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+
+    monkeypatch.setattr(logs, "cmd_schema", needs_matplotlib)
+    assert main(["schema"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["prm-probe: error: this command needs matplotlib, which is not installed; "
+                                        "expected the 'plots' extra; pip install 'prm-probe[plots]' (or "
+                                        "'prm-probe[all]')"]
+
+    def needs_something_else(args):
+        raise ModuleNotFoundError("No module named 'nope'", name="nope")
+
+    monkeypatch.setattr(logs, "cmd_schema", needs_something_else)
+    with pytest.raises(ModuleNotFoundError):  # not an optional package: a bug, with its traceback
+        main(["schema"])
+
+
+def test_sample_flags_come_from_the_settings_model(capsys):
+    """Every sampling setting `sample` takes from a run is a flag with the config's own help and type."""
+    from prm_probe.commands.training import SAMPLE_SETTINGS
+    from prm_probe.training.config import setting_specs
+
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for section, names in SAMPLE_SETTINGS:
+        for spec in setting_specs(section, names):
+            assert spec.flag in text, spec.flag
+            if spec.key != "seed":
+                assert " ".join(spec.help.split()) in text, spec.help
+    assert "(default: the run's, else 64)" in text  # max_new_tokens: the config's 64, not a second default
+
+
 def test_validate_sample_log(sample_log, capsys):
     assert main(["validate", str(sample_log)]) == 0
     captured = capsys.readouterr()

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "prm_probe"
-LAYERS = ("core", "training", "views", "integrations", "experiments")
+LAYERS = ("core", "training", "views", "integrations", "experiments", "commands")
 #: which of the package's layers each layer may import (the top-level ``errors`` and ``__init__`` are shared).
 ALLOWED_LAYERS = {
     "core": {"core"},
@@ -15,6 +15,7 @@ ALLOWED_LAYERS = {
     "views": {"core", "views"},
     "integrations": {"core", "training", "integrations"},
     "experiments": {"core", "training", "views", "integrations", "experiments"},
+    "commands": {"core", "training", "views", "integrations", "experiments", "commands"},
 }
 #: third-party imports allowed in core; the standard library is always allowed.
 CORE_THIRD_PARTY = {"numpy", "pyarrow", "pandas"}
@@ -64,8 +65,10 @@ def violations() -> list[str]:
             target_layer = layer_of(target)
             if target in ("prm_probe.cli",) and name != "prm_probe.__main__":
                 problems.append(f"{where}: only __main__ imports the command line")
-            if top == "argparse" and name != "prm_probe.cli":
-                problems.append(f"{where}: argparse belongs in prm_probe.cli")
+            if target_layer == "commands" and layer != "commands" and name != "prm_probe.cli":
+                problems.append(f"{where}: only the command line imports its verbs")
+            if top == "argparse" and name != "prm_probe.cli" and layer != "commands":
+                problems.append(f"{where}: argparse belongs in prm_probe.cli and prm_probe.commands")
             if top == "transformers" and not (name.startswith("prm_probe.training.models")
                                               or name.startswith("prm_probe.integrations.trl")):
                 problems.append(f"{where}: transformers only under training.models and integrations.trl")

@@ -94,7 +94,8 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     # A crash after step 2's checkpoint: a stray metrics line and rollout part from an unfinished step 2.
     with (part / "metrics.jsonl").open("a") as fh:
         fh.write(json.dumps({"step": 2, "loss": 123.0}) + "\n")
-    resumed = train(_config(steps=4), part, resume=True)
+    resumed = train(resume=part, steps=4)  # the saved config; only the step count is new
+    assert resumed == part
     assert _no_time(_metrics(resumed)) == _no_time(_metrics(straight))
     import pyarrow.parquet as pq
 
@@ -111,6 +112,28 @@ def test_resume_via_cli_raises_steps(tmp_path):
     assert main(args) == 0
     assert main(["train", "--resume", str(run), "--steps", "2", "-q"]) == 0
     assert [r["step"] for r in _metrics(run)] == [0, 1]
+
+
+def test_resume_takes_only_the_step_count(tmp_path, capsys):
+    """A resumed run keeps its saved settings: a flag that would change them is refused, not silently dropped."""
+    run = tmp_path / "run"
+    args = ["train", "--out", str(run), "--task", "toy-tree", "--model", "tiny", "--steps", "1", "--group-size", "4",
+            "--device", "cpu", "--set", "task.train_size=4", "--set", "task.val_size=1", "-q"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--steps", "2", "--lr", "0.1", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("prm-probe: error: --resume takes the run's saved settings, but optim.lr was given")
+    assert [r["step"] for r in _metrics(run)] == [0]
+    assert train(resume=run) == run  # without steps: the saved count, already reached, so nothing new
+    assert [r["step"] for r in _metrics(run)] == [0]
+
+
+def test_a_new_run_of_zero_steps_is_refused_before_any_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--model", "tiny", "--task", "toy-tree", "--steps", "0", "-q"]) == 2
+    assert capsys.readouterr().err.startswith("prm-probe: error: steps is 0 for a new run")
+    assert not run.exists()
 
 
 def test_data_order_is_a_permutation_per_epoch():

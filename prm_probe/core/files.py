@@ -13,7 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_jsonl", "atomic_path", "read_jsonl", "truncate_jsonl", "write_text_atomic"]
+__all__ = ["TABLE_SUFFIXES", "append_jsonl", "atomic_path", "check_table_path", "read_jsonl", "truncate_jsonl",
+           "write_table", "write_text_atomic"]
+
+#: the suffixes :func:`write_table` writes.
+TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 @contextlib.contextmanager
@@ -44,6 +48,43 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def check_table_path(path: str | os.PathLike) -> Path:
+    """Refuse an output path that :func:`write_table` cannot write; call it before any work is done.
+
+    Raises:
+        ConfigError: the suffix is not ``.csv`` or ``.parquet``.
+    """
+    from prm_probe.errors import ConfigError
+
+    out = Path(path)
+    if out.suffix.lower() not in TABLE_SUFFIXES:
+        raise ConfigError(f"output '{path}' has suffix '{out.suffix}'; expected .csv or .parquet; rename the output")
+    return out
+
+
+def write_table(table: Any, path: str | os.PathLike) -> Path:
+    """The one table writer: a pandas DataFrame or a pyarrow Table, as CSV or Parquet by the suffix of ``path``,
+    atomically (see :func:`atomic_path`). Returns the path.
+
+    Raises:
+        ConfigError: the suffix is not ``.csv`` or ``.parquet`` (nothing is written).
+    """
+    out = check_table_path(path)
+    csv = out.suffix.lower() == ".csv"
+    with atomic_path(out) as tmp:
+        if hasattr(table, "to_parquet"):  # pandas
+            table.to_csv(tmp, index=False) if csv else table.to_parquet(tmp, index=False)
+        elif csv:
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(table, tmp)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp)
+    return out
 
 
 def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:

@@ -35,6 +35,8 @@ from prm_probe.core.trie import PackedGroups
 from prm_probe.errors import LogReadError, SchemaError
 
 __all__ = [
+    "BUNDLED_LOG",
+    "BUNDLED_LOGS",
     "GroupedRollouts",
     "LogSource",
     "RolloutWriter",
@@ -66,8 +68,15 @@ class LogSource:
         return bool(self.files) and self.files[0].suffix.lower() in _JSONL
 
 
+#: The rollout log shipped in the package (one step of SmolLM2-135M-Instruct, 64 groups of 8).
+BUNDLED_LOG = Path(__file__).resolve().parents[1] / "data" / "sample_rollouts.parquet"
+#: Short names of packaged logs, accepted wherever a log path is (a file of that name in the working folder wins).
+BUNDLED_LOGS = {"sample": BUNDLED_LOG}
+
+
 def resolve_log(source: str | os.PathLike | Sequence[str | os.PathLike]) -> LogSource:
-    """Find the files of a log given as a file, a folder, a glob pattern or a list of those.
+    """Find the files of a log given as a file, a folder, a glob pattern, a list of those, or the short name of a
+    packaged log (``"sample"``: :data:`BUNDLED_LOG`, from any folder).
 
     Raises:
         LogReadError: nothing matches, or the files mix Parquet and JSONL.
@@ -77,6 +86,8 @@ def resolve_log(source: str | os.PathLike | Sequence[str | os.PathLike]) -> LogS
         return _checked(files, str(source))
     text = os.fspath(source)
     path = Path(text)
+    if text in BUNDLED_LOGS and not path.exists():
+        path = BUNDLED_LOGS[text]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _PARQUET + _JSONL
                        and not p.name.startswith(".") and not p.name.endswith(".meta.json"))

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prm_probe.core.files import check_table_path, write_table
 from prm_probe.errors import ConfigError
 
 __all__ = ["NODE_COLUMNS", "TOKEN_COLUMNS", "prm_quality", "prm_quality_summary", "prm_quality_token_summary",
-           "prm_quality_tokens", "write_table"]
+           "prm_quality_tokens"]
 
 logger = logging.getLogger(__name__)
 
@@ -304,25 +305,6 @@ def _read_done(out) -> dict[tuple, dict]:
         return {}
     frame = pd.read_parquet(out) if str(out).endswith(".parquet") else pd.read_csv(out)
     return {(str(r["run_id"]), int(r["step"]), int(r["group"]), int(r["node"])): r for r in frame.to_dict("records")}
-
-
-def check_table_path(out: str | os.PathLike) -> None:
-    """Refuse an output path that :func:`write_table` cannot write, before any work is done."""
-    suffix = Path(out).suffix
-    if suffix not in (".csv", ".parquet"):
-        raise ConfigError(f"output '{out}' has suffix '{suffix}'; expected .csv or .parquet; rename the output")
-
-
-def write_table(frame: pd.DataFrame, out: str | os.PathLike) -> None:
-    """Write ``frame`` atomically as CSV or Parquet, by the suffix of ``out``."""
-    from prm_probe.core.files import atomic_path
-
-    check_table_path(out)
-    with atomic_path(out) as tmp:
-        if Path(out).suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
 
 
 def prm_quality_summary(nodes: pd.DataFrame, value: str = "mc_value") -> dict[str, pd.DataFrame | float]:

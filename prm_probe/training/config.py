@@ -36,6 +36,7 @@ __all__ = [
     "load_config",
     "parse_value",
     "save_config_json",
+    "setting_specs",
 ]
 
 
@@ -198,6 +199,35 @@ def flag_specs() -> list[FlagSpec]:
             key = f.name if cls is TrainConfig else f"{section}.{f.name}"
             specs.append(FlagSpec(key=key, flag=flag, type=str if choices else typ, choices=choices,
                                   default=f.default, help=f.metadata["help"], section=section))
+    return specs
+
+
+def _bool(raw: str) -> bool:
+    return parse_value(raw, True, "flag")
+
+
+def setting_specs(section: str, names: tuple[str, ...] | None = None) -> list[FlagSpec]:
+    """Flags for the fields of one config section (``"run"`` for :class:`TrainConfig`'s own fields), whether or
+    not ``prm-probe train`` shows them: the verbs that reuse a run's settings (``sample``, ``prm-quality``,
+    ``trl-train``) build their flags from these, so names, types, choices and help agree with the config.
+
+    Args:
+        section: ``run``, ``model``, ``task``, ``sampling``, ``loss``, ``optim`` or ``schedule``.
+        names: the fields to take, in this order (default: every scalar field).
+    """
+    cls = TrainConfig if section == "run" else _section_types()[section]
+    hints = get_type_hints(cls)
+    by_name = {f.name: f for f in fields(cls)}
+    specs = []
+    for name in names or [f.name for f in fields(cls) if not dataclasses.is_dataclass(hints[f.name])
+                          and hints[f.name] is not dict]:
+        f = by_name[name]
+        typ = hints[name]
+        choices = get_args(typ) if getattr(typ, "__origin__", None) is Literal else None
+        key = name if cls is TrainConfig else f"{section}.{name}"
+        specs.append(FlagSpec(key=key, flag="--" + name.replace("_", "-"),
+                              type=str if choices else (_bool if typ is bool else typ), choices=choices,
+                              default=f.default, help=f.metadata["help"], section=section))
     return specs
 
 

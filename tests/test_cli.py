@@ -150,6 +150,21 @@ def test_a_missing_optional_package_names_its_extra(monkeypatch, capsys):
         main(["schema"])
 
 
+def test_a_verb_whose_extra_is_missing_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """Simulated core install (find_spec says torch is absent): the demo is refused in one line, no folder left."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "prm-probe: error: this command needs the 'train' extra, which is not installed; "
+        "pip install 'prm-probe[train]' (or 'prm-probe[all]')"]
+    assert not out.exists()
+    assert main(["stats", "sample", "-q"]) == 0  # the core verbs need no extra
+
+
 def test_sample_flags_come_from_the_settings_model(capsys):
     """Every sampling setting `sample` takes from a run is a flag with the config's own help and type."""
     from prm_probe.commands.training import SAMPLE_SETTINGS

@@ -14,8 +14,11 @@ __all__ = ["add_setting_flags", "format_columns", "parse_sets", "progress", "set
 
 
 def progress(args: argparse.Namespace) -> bool:
-    """Whether to draw progress bars: not with ``-q``, and only on a terminal."""
-    return not args.quiet and sys.stderr.isatty()
+    """Whether to draw progress bars: not with ``-q``, only on a terminal, and only where tqdm is installed (the
+    core install has no tqdm)."""
+    import importlib.util
+
+    return not args.quiet and sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None
 
 
 def step_bar(desc: str, unit: str = "step") -> Callable[[Iterable], Iterable]:

@@ -76,14 +76,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     g = p.add_argument_group("overlap-dynamics")
     g.add_argument("--group-sizes", type=int, nargs="+", default=[6, 36], help="default 6 36, as in the paper")
     g.add_argument("--task", help="default: a depth-12 toy tree with a dense reward (a CPU-sized stand-in)")
-    p.set_defaults(func=cmd_experiment)
+    p.set_defaults(func=cmd_experiment, extras=("train", "plots"))
 
     p = sub.add_parser("figures", parents=[common], help="regenerate the figures from logs, runs and experiments")
     p.add_argument("inputs", nargs="*", metavar="RUN_DIR_OR_LOG",
                    help="rollout logs, experiment folders or run folders (default: the bundled sample log)")
     p.add_argument("--out", default="figures", metavar="DIR", help="default figures/")
     p.add_argument("--tokenizer", metavar="PATH", help="tokenizer.json or model folder, to show text in the trie")
-    p.set_defaults(func=cmd_figures)
+    p.set_defaults(func=cmd_figures, extras=("plots",))
 
     p = sub.add_parser("demo", parents=[common], help="GRPO vs λ-GRPO on the toy tree + the sample log, in minutes")
     p.add_argument("--out", default="prm-probe-demo", metavar="DIR", help="output folder (default prm-probe-demo)")
@@ -92,4 +92,4 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--steps", type=int, default=250, help="steps per run (default 250, as in the paper)")
     p.add_argument("--workers", type=int, help="runs in parallel (default: the number of cores)")
     p.add_argument("--quick", action="store_true", help="3 seeds × 60 steps, for a smoke test")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, extras=("train", "plots"))

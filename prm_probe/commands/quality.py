@@ -71,4 +71,4 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--tokens", metavar="FILE",
                    help="also write the per-token view (.csv or .parquet): A(i,t) beside the advantage from V")
     p.add_argument("--figure", metavar="FILE", help="also draw R̂ against V and the error by |λ| (FILE.png and .pdf)")
-    p.set_defaults(func=cmd_prm_quality)
+    p.set_defaults(func=cmd_prm_quality, extras=("train",))

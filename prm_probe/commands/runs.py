@@ -62,4 +62,4 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     g.add_argument("--force", action="store_true",
                    help="compare runs whose task, model, group size, prompts per step, steps or length differ")
     g.add_argument("--out", metavar="DIR", help="write summary.md, runs.csv, tests.csv, curves.csv (and figures)")
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=cmd_compare, extras=("plots",))

@@ -122,7 +122,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     g.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any setting, typed by the config (task options by the task), e.g. --set "
                         "optim.lr_schedule=cosine --set task.options.r_neg=-0.5")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, extras=("train",))
 
     p = sub.add_parser("sample", parents=[common], help="sample scored groups from a checkpoint (no training)")
     p.add_argument("checkpoint", help="model folder, run folder (newest checkpoint), or built-in model name")
@@ -140,10 +140,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="where to run the model (default auto: cuda when available)")
     p.add_argument("-o", "--output", default="samples.parquet", help="rollout log to write (default samples.parquet)")
-    p.set_defaults(func=cmd_sample)
+    p.set_defaults(func=cmd_sample, extras=("train",))
 
     p = sub.add_parser("trl-train", parents=[common],
                        help="λ-GRPO / GRPO on TRL's GRPOTrainer (extra trl); several GPUs: "
                             "accelerate launch -m prm_probe trl-train ...")
     _trl_flags(p)
-    p.set_defaults(func=cmd_trl_train)
+    p.set_defaults(func=cmd_trl_train, extras=("trl",))

@@ -118,7 +118,7 @@ def _shared_nodes(table, step: int | None) -> list[dict[str, Any]]:
 def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollouts: int = 16,
                 max_nodes: int = 200, step: int | None = None, seed: int = 0, device: str = "auto",
                 out: str | os.PathLike | None = None, batch_nodes: int = 8, allow_task_override: bool = False,
-                progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> pd.DataFrame:
+                progress: bool | Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> pd.DataFrame:
     """R̂(λ) of each shared node of one step of ``log`` beside a Monte-Carlo estimate of V(prefix).
 
     Args:
@@ -136,7 +136,7 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
         allow_task_override: analyse a log whose task differs from the checkpoint's run (logged as a warning).
         out: a ``.csv`` or ``.parquet`` file written after every ``batch_nodes`` nodes; a rerun skips the nodes
             already in it.
-        progress: a wrapper of the node-batch iterator that shows progress (e.g. ``tqdm``).
+        progress: True for a tqdm bar on stderr, or a wrapper of the node-batch iterator that shows progress.
 
     Returns:
         One row per node with the columns of :data:`NODE_COLUMNS` (``exact_value`` and ``exact_std``, the value
@@ -199,7 +199,12 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
                               allowed=tuple(int(a) for a in allowed) if allowed is not None else None)
     rows = list(done.values())
     batches = [todo[i:i + batch_nodes] for i in range(0, len(todo), batch_nodes)]
-    for batch in (progress(batches) if progress is not None else batches):
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        def progress(items):
+            return tqdm(items, desc="prm-quality", unit="batch")
+    for batch in (progress(batches) if callable(progress) else batches):
         for n in batch:
             problem = problems[n["prompt_id"]]
             gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + n["group"] * 4099 + n["node"])

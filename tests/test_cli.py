@@ -181,6 +181,24 @@ def test_sample_flags_come_from_the_settings_model(capsys):
     assert "(default: the run's, else 64)" in text  # max_new_tokens: the config's 64, not a second default
 
 
+def test_trl_train_flags_describe_run_settings_as_the_config_does(capsys, monkeypatch):
+    """trl-train's run settings (under TRL's names) carry the settings model's help; TRL-only ones their own, once."""
+    from prm_probe.integrations.trl.run import OPTIONS
+    from prm_probe.training.config import setting_specs
+
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping (argparse breaks lines after hyphens)
+    with pytest.raises(SystemExit):
+        main(["trl-train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, option in OPTIONS.items():
+        if option.setting is None:
+            continue
+        section, _, field_name = option.setting.rpartition(".")
+        help_text = " ".join(setting_specs(section or "run", (field_name,))[0].help.split())
+        assert f"--{name.replace('_', '-')} {name.upper()} {help_text}" in text, name
+    assert text.count("(default: TRL's)") == 1 and "(default TRL's)" not in text
+
+
 def test_validate_sample_log(sample_log, capsys):
     assert main(["validate", str(sample_log)]) == 0
     captured = capsys.readouterr()

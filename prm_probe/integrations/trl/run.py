@@ -26,34 +26,68 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prm_probe.errors import ConfigError
 
-__all__ = ["DEFAULTS", "build_trainer", "run", "typed_settings"]
+__all__ = ["OPTIONS", "LaunchOption", "build_trainer", "launch_specs", "run", "typed_settings"]
 
 log = logging.getLogger(__name__)
 
-#: The launcher's arguments and their defaults (the command line's flags are generated from this, with HELP).
-DEFAULTS: dict[str, Any] = {
-    "task": "arithmetic", "num_generations": 8, "per_device_batch": 8, "generation_batch": None,
-    "max_completion_length": 256, "steps": 100, "lr": 1e-6, "beta": 0.0, "loss_type": "dapo",
-    "lambda_weighting": True, "rollout_log": True, "train_size": 2000, "seed": 0,
+@dataclass(frozen=True)
+class LaunchOption:
+    """One argument of the TRL launcher.
+
+    Attributes:
+        default: the launcher's default (TRL-sized runs differ from the built-in trainer's: e.g. 256 new tokens).
+        setting: the run setting it is, as a dotted key of :class:`~prm_probe.training.config.TrainConfig` (its help
+            and type come from there), or None for a TRL-only argument.
+        help: the help of a TRL-only argument.
+    """
+
+    default: Any
+    setting: str | None = None
+    help: str = ""
+
+
+#: The launcher's arguments under TRL's names. Those that are run settings take their help and type from the
+#: settings model (:mod:`prm_probe.training.config`), so ``trl-train``, ``train`` and ``sample`` describe a
+#: setting in the same words; the command line's flags are generated from this table and :func:`launch_specs`.
+OPTIONS: dict[str, LaunchOption] = {
+    "task": LaunchOption("arithmetic", "task.name"),
+    "num_generations": LaunchOption(8, "sampling.group_size"),
+    "per_device_batch": LaunchOption(8, help="completions per device per micro-batch"),
+    "generation_batch": LaunchOption(None, help="completions generated at once over all processes (default: TRL's)"),
+    "max_completion_length": LaunchOption(256, "sampling.max_new_tokens"),
+    "steps": LaunchOption(100, "steps"),
+    "lr": LaunchOption(1e-6, "optim.lr"),
+    "beta": LaunchOption(0.0, "loss.beta"),
+    "loss_type": LaunchOption("dapo", help="TRL loss_type: dapo, grpo, bnpo, dr_grpo, cispo, sapo"),
+    "lambda_weighting": LaunchOption(True, help="λ-GRPO's 1/|λ| weighting (False: TRL's GRPO loss)"),
+    "rollout_log": LaunchOption(True, help="write OUT/rollouts, the canonical rollout log"),
+    "train_size": LaunchOption(2000, "task.train_size"),
+    "seed": LaunchOption(0, "seed"),
 }
-HELP: dict[str, str] = {
-    "task": "prm_probe task: arithmetic, countdown, toy-tree, reasoning-gym:<name>, jsonl:<path>",
-    "num_generations": "G, completions per prompt",
-    "per_device_batch": "completions per device per micro-batch",
-    "generation_batch": "completions generated at once over all processes (default: TRL's)",
-    "max_completion_length": "maximum completion length",
-    "steps": "optimiser steps",
-    "lr": "learning rate",
-    "beta": "KL coefficient (TRL's default 0)",
-    "loss_type": "TRL loss_type: dapo, grpo, bnpo, dr_grpo, cispo, sapo",
-    "train_size": "problems generated for the task",
-    "seed": "seed of TRL and of the task's problems",
-}
+
+
+def launch_specs() -> dict[str, tuple[type, str]]:
+    """``name -> (type, help)`` of each launcher argument: a run setting's from the settings model, a TRL-only
+    argument's from :data:`OPTIONS`."""
+    from prm_probe.training.config import setting_specs
+
+    out = {}
+    for name, option in OPTIONS.items():
+        if option.setting is None:
+            typ = type(option.default) if option.default is not None else int
+            out[name] = (typ, option.help)
+            continue
+        section, _, field_name = option.setting.rpartition(".")
+        spec = setting_specs(section or "run", (field_name,))[0]
+        out[name] = (spec.type, spec.help)
+    return out
+
 
 def _tiny_folder(out: Path, seed: int) -> str:
     from prm_probe.training.models import char_tokenizer, tiny_model
@@ -104,7 +138,7 @@ def build_trainer(*, model: str, out: str | os.PathLike, settings: Mapping[str, 
         model: a HF model id or folder, ``"tiny"`` or ``"smollm2-135m"``.
         out: the run folder (TRL's ``output_dir``).
         settings: further ``LambdaGRPOConfig`` fields (see :func:`typed_settings`).
-        **options: any of :data:`DEFAULTS` (``lambda_weighting=False`` is plain GRPO with the same telemetry).
+        **options: any of :data:`OPTIONS` (``lambda_weighting=False`` is plain GRPO with the same telemetry).
 
     Raises:
         ConfigError: an unknown option or setting, or a bad task.
@@ -117,12 +151,12 @@ def build_trainer(*, model: str, out: str | os.PathLike, settings: Mapping[str, 
     from prm_probe.integrations.trl.grpo import LambdaGRPOConfig, LambdaGRPOTrainer
     from prm_probe.training.tasks import get_task
 
-    unknown = set(options) - set(DEFAULTS)
+    unknown = set(options) - set(OPTIONS)
     if unknown:
         name = sorted(unknown)[0]
-        raise ConfigError(f"unknown option {name!r}; {close_matches(name, DEFAULTS)}expected one of "
-                          f"{', '.join(DEFAULTS)}; pass other TRL fields in settings")
-    o = {**DEFAULTS, **options}
+        raise ConfigError(f"unknown option {name!r}; {close_matches(name, OPTIONS)}expected one of "
+                          f"{', '.join(OPTIONS)}; pass other TRL fields in settings")
+    o = {**{name: option.default for name, option in OPTIONS.items()}, **options}
     out = Path(out)
     if model == "tiny":
         model_path = _tiny_folder(out, o["seed"])

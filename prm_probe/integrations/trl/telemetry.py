@@ -139,6 +139,7 @@ class OverlapTelemetry:
 
     def __init__(self, trainer: Any, rollout_log_dir: str | os.PathLike | None = None, log_metrics: bool = True):
         self.trainer = trainer
+        self.record: Any = None  # the run's RunRecordCallback, when one records it (its config goes into the log)
         self.rollout_log_dir = Path(rollout_log_dir) if rollout_log_dir else None
         self.log_metrics = log_metrics
         self._rewards: torch.Tensor | None = None
@@ -210,14 +211,16 @@ class OverlapTelemetry:
             cols["advantage"] = batch.advantages
         for name, values in parts.items():
             cols[f"reward_{name}"] = values
-        from prm_probe.integrations.trl.record import trl_settings
+        from prm_probe.integrations.trl.record import RunRecordCallback
 
         tok = _tokenizer(trainer)
-        settings = trl_settings(trainer.args)
+        # one metadata shape for every log: the run config as the built-in trainer writes it (task, model, sampling,
+        # loss, optim), with TRL's own settings under "trl", the same dict as the run folder's config.json
+        record = self.record or getattr(trainer, "run_record", None) or RunRecordCallback()
         meta = log_metadata(token_source="sampled", tokenizer=str(getattr(tok, "name_or_path", "")),
                             eos_token_id=tok.eos_token_id, pad_token_id=_pad_id(trainer),
                             model=str(getattr(getattr(trainer.model, "config", None), "_name_or_path", "")),
-                            config={"trainer": type(trainer).__name__, **settings})
+                            config={**record.config(trainer.args, trainer.model), "trainer": type(trainer).__name__})
         path = self.rollout_log_dir / part_name(step)
         return write_rollouts(rollout_table(cols, num_rows=n), path, metadata=meta)
 
@@ -255,5 +258,6 @@ def attach_overlap_telemetry(trainer: Any, rollout_log_dir: str | os.PathLike | 
     if record_run:
         from prm_probe.integrations.trl.record import RunRecordCallback
 
-        trainer.add_callback(RunRecordCallback(task=task))
+        telemetry.record = RunRecordCallback(task=task)
+        trainer.add_callback(telemetry.record)
     return telemetry

@@ -10,7 +10,8 @@ matplotlib, seaborn or scipy. Main entry points:
 * :func:`read_rollouts`, :func:`write_rollouts`, :func:`validate_log` — the rollout-log format;
 * :class:`GroupTrie` — one group's trie to explore or print;
 * :func:`prm_quality` — each shared node's implied step reward against a Monte-Carlo (or exact) value of its
-  prefix, with :func:`prm_quality_summary` and the per-token view :func:`prm_quality_tokens`;
+  prefix, as a :class:`PrmQuality` (``.nodes``, ``.summary()``, ``.frame(by)``, ``.tokens()``, ``.write()``,
+  ``.plot()``; the functions behind it: :func:`prm_quality_summary`, :func:`prm_quality_tokens`);
 * :func:`train`, :func:`load_config` — the GRPO / λ-GRPO trainer; :func:`compare_runs` — comparing runs;
 * :func:`import_log` — converting TRL / verl / other logs to the canonical format; :func:`record_completion_ids`
   — a TRL reward function that makes a plain TRL run log its sampled token ids;
@@ -48,10 +49,11 @@ _EXPORTS = {
     "validate_log": "prm_probe.core.validate",
     "ValidationReport": "prm_probe.core.validate",
     "ROLLOUT_SCHEMA": "prm_probe.core.schema",
-    "prm_quality": "prm_probe.experiments.prm_quality",
-    "prm_quality_summary": "prm_probe.experiments.prm_quality",
-    "prm_quality_tokens": "prm_probe.experiments.prm_quality",
-    "prm_quality_token_summary": "prm_probe.experiments.prm_quality",
+    "PrmQuality": "prm_probe.views.prm_quality",
+    "measure_prm_quality": "prm_probe.training.prm_quality",
+    "prm_quality_summary": "prm_probe.core.prm_quality",
+    "prm_quality_tokens": "prm_probe.core.prm_quality",
+    "prm_quality_token_summary": "prm_probe.core.prm_quality",
     "compare_runs": "prm_probe.views.compare",
     "RunComparison": "prm_probe.views.compare",
     "import_log": "prm_probe.integrations.importers",
@@ -72,7 +74,18 @@ _EXPORTS = {
     "CheckpointError": "prm_probe.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "prm_quality", *_EXPORTS]
+
+
+def prm_quality(checkpoint: Any, log: Any, **options: Any) -> Any:
+    """How good GRPO's implied PRM is on one log, under a checkpoint: the measurement
+    (:func:`~prm_probe.training.prm_quality.measure_prm_quality`, which takes ``options``: ``rollouts``,
+    ``max_nodes``, ``step``, ``seed``, ``device``, ``out``, ``progress``, ...) as a
+    :class:`~prm_probe.views.prm_quality.PrmQuality` (needs the ``train`` and ``plots`` extras)."""
+    from prm_probe.training.prm_quality import measure_prm_quality
+    from prm_probe.views.prm_quality import PrmQuality
+
+    return PrmQuality(measure_prm_quality(checkpoint, log, **options), log)
 
 
 def __getattr__(name: str) -> Any:

@@ -10,13 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from prm_probe.cli import main
-from prm_probe.errors import ConfigError
-from prm_probe.experiments.prm_quality import (
-    prm_quality,
+from prm_probe.core.prm_quality import (
     prm_quality_summary,
     prm_quality_token_summary,
     prm_quality_tokens,
 )
+from prm_probe.errors import ConfigError
+from prm_probe.training.prm_quality import measure_prm_quality
 
 OPTIONS = {"n": 1, "r_neg": -1.0}
 
@@ -33,7 +33,7 @@ def tabular_log(tmp_path_factory):
 
 
 def test_mc_estimates_agree_with_the_exact_value_within_4_standard_errors(tabular_log):
-    nodes = prm_quality("tabular", tabular_log, rollouts=64, seed=0)
+    nodes = measure_prm_quality("tabular", tabular_log, rollouts=64, seed=0)
     assert len(nodes) > 30 and nodes["exact_value"].notna().all() and (nodes["size"] > 1).all()
     ok = (nodes["mc_value"] - nodes["exact_value"]).abs() <= 4 * nodes["mc_stderr"] + 1e-9
     assert ok.mean() >= 0.95, nodes[~ok]
@@ -44,7 +44,7 @@ def test_mc_estimates_agree_with_the_exact_value_within_4_standard_errors(tabula
 def test_step_reward_is_the_mean_reward_of_the_node_members(tabular_log):
     from prm_probe import GroupTrie
 
-    nodes = prm_quality("tabular", tabular_log, rollouts=2, seed=0, max_nodes=1000)
+    nodes = measure_prm_quality("tabular", tabular_log, rollouts=2, seed=0, max_nodes=1000)
     for group, part in nodes.groupby("group"):
         trie = GroupTrie.from_log(tabular_log, 0, int(group))
         table = trie.node_table()
@@ -58,13 +58,14 @@ def test_step_reward_is_the_mean_reward_of_the_node_members(tabular_log):
 
 
 def test_a_fixed_seed_gives_the_same_estimates_and_a_killed_run_resumes(tabular_log, tmp_path):
-    a = prm_quality("tabular", tabular_log, rollouts=8, seed=3, max_nodes=10)
-    b = prm_quality("tabular", tabular_log, rollouts=8, seed=3, max_nodes=10)
+    a = measure_prm_quality("tabular", tabular_log, rollouts=8, seed=3, max_nodes=10)
+    b = measure_prm_quality("tabular", tabular_log, rollouts=8, seed=3, max_nodes=10)
     assert a.equals(b) and len(a) == 10
     out = tmp_path / "nodes.csv"
-    first = prm_quality("tabular", tabular_log, rollouts=8, seed=3, max_nodes=10, out=out)
+    first = measure_prm_quality("tabular", tabular_log, rollouts=8, seed=3, max_nodes=10, out=out)
     mtime = out.stat().st_mtime_ns
-    again = prm_quality("tabular", tabular_log, rollouts=8, seed=3, max_nodes=10, out=out)  # all done: nothing new
+    # all done: nothing new
+    again = measure_prm_quality("tabular", tabular_log, rollouts=8, seed=3, max_nodes=10, out=out)
     assert out.stat().st_mtime_ns == mtime
     assert np.allclose(first["mc_value"], again["mc_value"])
 
@@ -97,16 +98,16 @@ def _rewrite(src, dst, drop=(), meta=None):
 def test_bad_inputs_are_one_line_errors(tabular_log, tmp_path, capsys):
     no_prompts = _rewrite(tabular_log, tmp_path / "a.parquet", drop=["prompt_ids"])
     with pytest.raises(ConfigError, match="no prompt_ids"):
-        prm_quality("tabular", no_prompts)
+        measure_prm_quality("tabular", no_prompts)
     wrong_tok = _rewrite(tabular_log, tmp_path / "b.parquet", meta={"eos_token_id": "12345"})
     with pytest.raises(ConfigError, match="eos_token_id"):
-        prm_quality("tabular", wrong_tok)
+        measure_prm_quality("tabular", wrong_tok)
     no_task = _rewrite(tabular_log, tmp_path / "c.parquet", meta={"config": json.dumps({"note": "no task"})})
     with pytest.raises(ConfigError, match="no task and sampling settings"):
-        prm_quality("tabular", no_task)
+        measure_prm_quality("tabular", no_task)
     big_vocab = _rewrite(tabular_log, tmp_path / "d.parquet", meta={"vocab_size": "50000"})
     with pytest.raises(ConfigError, match="tokens but the log was written with 50000"):
-        prm_quality("tabular", big_vocab)
+        measure_prm_quality("tabular", big_vocab)
     table = pq.read_table(tabular_log)  # a token id the checkpoint's vocabulary does not have
     ids = table.column("completion_ids").to_pylist()
     ids[0] = [99999, *ids[0][1:]]
@@ -114,7 +115,7 @@ def test_bad_inputs_are_one_line_errors(tabular_log, tmp_path, capsys):
     pq.write_table(table.set_column(table.column_names.index("completion_ids"), "completion_ids",
                                     pa.array(ids, type=table.schema.field("completion_ids").type)), foreign_ids)
     with pytest.raises(ConfigError, match="token id 99999"):
-        prm_quality("tabular", foreign_ids)
+        measure_prm_quality("tabular", foreign_ids)
     for bad in (no_prompts, wrong_tok, no_task, big_vocab, foreign_ids):
         assert main(["prm-quality", "tabular", str(bad), "-q"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -144,7 +145,7 @@ def test_token_view_against_a_brute_force_of_its_definition(tabular_log):
     and the value advantage is (V − r̄)/(σ + eps) with r̄ and σ recomputed here from the log's rewards."""
     from prm_probe.core.prm import ADVANTAGE_EPS
 
-    nodes = prm_quality("tabular", tabular_log, rollouts=4, seed=0, max_nodes=12)
+    nodes = measure_prm_quality("tabular", tabular_log, rollouts=4, seed=0, max_nodes=12)
     tokens = prm_quality_tokens(nodes, tabular_log, value="exact_value")
     assert len(tokens) == int((nodes["size"] * (nodes["end"] - nodes["start"])).sum())
     by_token = tokens.groupby(["group", "node", "t"])
@@ -233,7 +234,7 @@ def test_exact_values_of_a_trained_table_match_an_enumeration_written_here(tmp_p
                      steps=10, rollouts_every=0)
     run = train(config_from_dict(cfg), tmp_path / "run")
     log = sample_log(str(run), out=tmp_path / "log.parquet", groups=6, split="train", seed=5)
-    nodes = prm_quality(run, log, rollouts=2, seed=0, max_nodes=1000)
+    nodes = measure_prm_quality(run, log, rollouts=2, seed=0, max_nodes=1000)
 
     model = run / "checkpoints" / "step-000010" / "model"
     theta = load_file(str(model / "model.safetensors"))["table"].astype(np.float64)  # (15, 2)
@@ -281,3 +282,51 @@ def test_exact_values_of_a_trained_table_match_an_enumeration_written_here(tmp_p
         pinned += all(v == pytest.approx(node["exact_value"], abs=1e-6) for v in values)
     assert len(nodes) > 20 and pinned >= 0.8 * len(nodes)
     assert (nodes["exact_std"] > 0.1).sum() >= 10  # nodes whose value is not trivially every member's reward
+
+
+def test_the_result_object_agrees_with_the_functions_and_with_overlap_stats(tabular_log, tmp_path):
+    """PrmQuality: summary() a dict of headline numbers (as OverlapStats.summary()), frame(by) the frames the
+    functions compute, write(path, by) one table file that reads back, plot() the figure; the facade returns it."""
+    import pandas as pd
+
+    import prm_probe
+    from prm_probe.core.stats import overlap_stats
+    from prm_probe.views.prm_quality import PrmQuality
+
+    result = prm_probe.prm_quality("tabular", tabular_log, rollouts=4, seed=0, max_nodes=12)
+    assert isinstance(result, PrmQuality) and result.value == "exact_value" and len(result) == 12
+    nodes = measure_prm_quality("tabular", tabular_log, rollouts=4, seed=0, max_nodes=12)
+    pd.testing.assert_frame_equal(result.nodes, nodes)
+    expected = prm_quality_summary(nodes, "exact_value")
+    summary = result.summary()
+    assert isinstance(summary, dict) and isinstance(overlap_stats(tabular_log).summary(), dict)
+    assert summary == pytest.approx(expected["overall"].iloc[0].to_dict(), nan_ok=True)
+    pd.testing.assert_frame_equal(result.frame("size"), expected["by_size"])
+    pd.testing.assert_frame_equal(result.frame("token"), prm_quality_tokens(nodes, tabular_log, "exact_value"))
+    written = result.write(tmp_path / "nodes.parquet")
+    again = PrmQuality.read(written, tabular_log)
+    pd.testing.assert_frame_equal(again.nodes, nodes)
+    assert again.summary() == pytest.approx(summary, nan_ok=True)
+    assert len(result.plot().axes[0].collections[0].get_offsets()) == len(nodes)  # the R̂-vs-V scatter
+    with pytest.raises(ConfigError, match=r"expected \.csv or \.parquet"):
+        result.write(tmp_path / "nodes.txt")
+    assert not (tmp_path / "nodes.txt").exists()
+    with pytest.raises(ConfigError, match="needs the rollout log"):
+        PrmQuality(nodes).tokens()
+    with pytest.raises(ConfigError, match="lacks column"):
+        PrmQuality(nodes.drop(columns=["mc_value"]))
+
+
+def test_the_summary_correlations_equal_scipy(rng):
+    """The core computes Pearson and Spearman with numpy and pandas; scipy (a second implementation) agrees."""
+    import pandas as pd
+    from scipy import stats
+
+    n = 40
+    nodes = pd.DataFrame({"step_reward": rng.integers(0, 5, n) / 4, "mc_value": rng.random(n), "mc_stderr": 0.01,
+                          "group_mean": 0.5, "size": rng.integers(2, 6, n), "depth": rng.integers(1, 4, n)})
+    overall = prm_quality_summary(nodes)["overall"].iloc[0]
+    assert overall["pearson"] == pytest.approx(stats.pearsonr(nodes["step_reward"], nodes["mc_value"])[0])
+    assert overall["spearman"] == pytest.approx(stats.spearmanr(nodes["step_reward"], nodes["mc_value"])[0])
+    dr, dv = nodes["step_reward"] - 0.5, nodes["mc_value"] - 0.5
+    assert overall["grpo_weight_corr"] == pytest.approx(stats.pearsonr(nodes["size"] * dr, nodes["size"] * dv)[0])

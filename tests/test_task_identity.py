@@ -142,24 +142,24 @@ def test_a_checkpoint_outside_a_run_needs_a_task(tmp_path):
 
 def test_prm_quality_refuses_a_log_of_another_target_than_the_run(run, tmp_path):
     """The analysis that went wrong: the run's checkpoint valued on a log whose task drew another target."""
-    from prm_probe.experiments.prm_quality import prm_quality
+    from prm_probe.training.prm_quality import measure_prm_quality
 
     foreign = sample_log("tabular", "toy-tree", tmp_path / "f.parquet", groups=4, group_size=16, split="train",
                          seed=1, task_options=OPTIONS)
     assert log_task_identity(read_metadata(foreign)).options["target"] == "LRRR"
     for checkpoint in (run, run / "checkpoints" / "step-000006" / "model"):
         with pytest.raises(ConfigError, match=r"task\.options\.target \('RRRL' in the run, 'LRRR' in the log\)"):
-            prm_quality(checkpoint, foreign, rollouts=2, out=tmp_path / "n.csv")
+            measure_prm_quality(checkpoint, foreign, rollouts=2, out=tmp_path / "n.csv")
     assert not (tmp_path / "n.csv").exists()
-    nodes = prm_quality(run, foreign, rollouts=2, allow_task_override=True)  # explicitly allowed
+    nodes = measure_prm_quality(run, foreign, rollouts=2, allow_task_override=True)  # explicitly allowed
     assert len(nodes) > 0
     own = sample_log(str(run), out=tmp_path / "own.parquet", groups=4, split="train", seed=1)
-    assert len(prm_quality(run, own, rollouts=2)) > 0
+    assert len(measure_prm_quality(run, own, rollouts=2)) > 0
 
 
 def test_prm_quality_refuses_a_log_whose_rewards_are_not_its_task(run, tmp_path):
     """The mechanism check: re-scoring the log's completions under its recorded task must give its rewards."""
-    from prm_probe.experiments.prm_quality import prm_quality
+    from prm_probe.training.prm_quality import measure_prm_quality
 
     log = sample_log(str(run), out=tmp_path / "own.parquet", groups=4, split="train")
     table = pq.read_table(log)
@@ -170,7 +170,7 @@ def test_prm_quality_refuses_a_log_whose_rewards_are_not_its_task(run, tmp_path)
     bad = table.set_column(table.schema.get_field_index("reward"), "reward", pa.array(rewards))
     pq.write_table(bad.replace_schema_metadata(table.schema.metadata), tmp_path / "bad.parquet")
     with pytest.raises(ConfigError, match=r"reward 0\.123 of step 0 group 0 sample 3 is .* under its recorded task"):
-        prm_quality(run, tmp_path / "bad.parquet", rollouts=2)
+        measure_prm_quality(run, tmp_path / "bad.parquet", rollouts=2)
 
 
 def test_a_recorded_identity_that_its_settings_do_not_build_is_refused(run, tmp_path):

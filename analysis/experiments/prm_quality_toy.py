@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prm_probe.core.rollouts import read_metadata
-from prm_probe.experiments.prm_quality import (
-    prm_quality,
+from prm_probe.core.prm_quality import (
     prm_quality_summary,
     prm_quality_token_summary,
     prm_quality_tokens,
 )
+from prm_probe.core.rollouts import read_metadata
 from prm_probe.experiments.sweeps import toy_config
 from prm_probe.training.collect import sample_log
+from prm_probe.training.prm_quality import measure_prm_quality
 from prm_probe.training.tasks import log_task_identity, run_task_identity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def run(model: str) -> pd.DataFrame:
         recorded = log_task_identity(read_metadata(log))
         if recorded != identity:
             raise SystemExit(f"{log}: sampled with task {recorded}, not the run's {identity}; delete it and rerun")
-        nodes = prm_quality(ckpt, log, rollouts=64, seed=0, max_nodes=1000, device="cpu",
+        nodes = measure_prm_quality(ckpt, log, rollouts=64, seed=0, max_nodes=1000, device="cpu",
                             out=work / f"nodes-step{step}.csv")
         # the MC check against the exact value, with the exact standard error std/√K: the sample's own standard
         # error is 0 whenever all K continuations score alike, which happens often near convergence (π = 0.97

@@ -56,7 +56,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from prm_probe.core.files import check_table_path, write_table
+    from prm_probe.core.files import check_table_path
     from prm_probe.core.provenance import log_notes
     from prm_probe.core.stats import overlap_stats
 
@@ -85,9 +85,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"\nper {args.by} ({len(shown)} of {len(cols)} columns; -o FILE writes them all):")
         print(format_columns(cols, shown))
     if args.output:
-        table = result.table(args.by)
-        out = write_table(table, args.output)
-        print(f"\nwrote {table.num_rows} rows (per {args.by}) to {out}")
+        out = result.write(args.output, by=args.by)
+        print(f"\nwrote {len(cols[next(iter(cols))])} rows (per {args.by}) to {out}")
     return 0
 
 

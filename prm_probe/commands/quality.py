@@ -12,43 +12,37 @@ def _frame(frame) -> str:
 
 
 def cmd_prm_quality(args: argparse.Namespace) -> int:
-    from prm_probe.core.files import check_table_path, write_table
-    from prm_probe.experiments.prm_quality import (
-        prm_quality,
-        prm_quality_summary,
-        prm_quality_token_summary,
-        prm_quality_tokens,
-    )
+    import pandas as pd
+
+    from prm_probe.core.files import check_table_path
+    from prm_probe.training.prm_quality import measure_prm_quality
+    from prm_probe.views.prm_quality import PrmQuality
 
     for path in (args.output, args.tokens):  # before any work
         if path:
             check_table_path(path)
-    nodes = prm_quality(args.checkpoint, args.log, rollouts=args.rollouts, max_nodes=args.max_nodes, step=args.step,
-                        seed=args.seed, device=args.device, out=args.output,
-                        allow_task_override=args.allow_task_override,
-                        progress=step_bar("prm-quality", "batch") if progress(args) else None)
-    truth = "exact_value" if nodes["exact_value"].notna().all() and len(nodes) else "mc_value"
-    summary = prm_quality_summary(nodes, value=truth)
-    print(f"{len(nodes)} shared nodes, K = {args.rollouts} continuations each; truth: {truth}")
-    print(_frame(summary["overall"]))
+    result = PrmQuality(measure_prm_quality(
+        args.checkpoint, args.log, rollouts=args.rollouts, max_nodes=args.max_nodes, step=args.step, seed=args.seed,
+        device=args.device, out=args.output, allow_task_override=args.allow_task_override,
+        progress=step_bar("prm-quality", "batch") if progress(args) else None), args.log)
+    print(f"{len(result)} shared nodes, K = {args.rollouts} continuations each; truth: {result.value}")
+    print(_frame(pd.DataFrame([result.summary()])))
     print("\nby |λ|:")
-    print(_frame(summary["by_size"]))
+    print(_frame(result.frame("size")))
     print("\nby depth:")
-    print(_frame(summary["by_depth"]))
+    print(_frame(result.frame("depth")))
     if args.output:
-        print(f"\nwrote {len(nodes)} rows to {args.output}")
+        print(f"\nwrote {len(result)} rows to {args.output}")
     if args.tokens:
-        tokens = prm_quality_tokens(nodes, args.log, value=truth)
-        write_table(tokens, args.tokens)
-        print(f"\nper token, against the advantage from V with the same group baseline ({len(tokens)} tokens):")
-        print(_frame(prm_quality_token_summary(tokens)))
-        print(f"wrote {len(tokens)} rows to {args.tokens}")
+        result.write(args.tokens, by="token")
+        print(f"\nper token, against the advantage from V with the same group baseline ({len(result.tokens())} "
+              "tokens):")
+        print(_frame(result.frame("token_summary")))
+        print(f"wrote {len(result.tokens())} rows to {args.tokens}")
     if args.figure:
-        from prm_probe.views.plots import plot_prm_quality, save_figure, theme
+        from prm_probe.views.plots import save_figure
 
-        with theme():
-            fig = plot_prm_quality(nodes, summary["by_size"], value=truth)
-            written = save_figure(fig, args.figure)
+        written = save_figure(result.plot(), args.figure)
         print(f"wrote {', '.join(map(str, written))}")
     return 0
 

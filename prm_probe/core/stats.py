@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -338,6 +339,12 @@ class OverlapStats:
 
         return pa.table({k: pa.array(v.astype(str)) if v.dtype == object else pa.array(v)
                          for k, v in self.columns[by].items()})
+
+    def write(self, path: str | os.PathLike, by: By = "step") -> Path:
+        """Write the ``by`` table to a .csv or .parquet file, atomically (checked before anything is written)."""
+        from prm_probe.core.files import write_table
+
+        return write_table(self.table(by), path)
 
     def summary(self) -> dict[str, float]:
         """Headline numbers of the whole log (pooled over all steps)."""

@@ -1,12 +1,12 @@
-"""How good is GRPO's implicit PRM? Each shared node's implied step reward R̂(λ) against a Monte-Carlo estimate
-of the true value V(prefix) of its prefix (docs/science.md §3.1).
+"""How good is GRPO's implicit PRM? The measurement: each shared node's implied step reward R̂(λ) against a
+Monte-Carlo estimate of the true value V(prefix) of its prefix (docs/science.md §3.1).
 
-For the shared nodes (|λ| > 1) of a log's groups, :func:`prm_quality` samples ``rollouts`` fresh continuations
+For the shared nodes (|λ| > 1) of a log's groups, :func:`measure_prm_quality` samples ``rollouts`` fresh continuations
 of prompt + prefix from a checkpoint with the log's sampling settings, scores them with the log's task, and
 reports one row per node; where the task enumerates its completions (the toy tree) it also gives the exact
-value below the prefix under the checkpoint's policy. :func:`prm_quality_summary` answers the question: bias
-and RMSE of R̂ against V by |λ| and depth, correlations, and the share of nodes where R̂ and V disagree in sign
-relative to the group mean (the nodes GRPO pushes the wrong way).
+value below the prefix under the checkpoint's policy. The table and the
+numbers computed from it live in :mod:`prm_probe.core.prm_quality`; ``prm_probe.prm_quality(...)`` returns them as
+a :class:`~prm_probe.views.prm_quality.PrmQuality`.
 
 The output is written after every batch of nodes (atomically), and a rerun with the same output skips the
 nodes already there, so a killed run keeps what it finished.
@@ -24,21 +24,12 @@ import numpy as np
 import pandas as pd
 
 from prm_probe.core.files import check_table_path, write_table
+from prm_probe.core.prm_quality import NODE_COLUMNS, shared_nodes
 from prm_probe.errors import ConfigError
 
-__all__ = ["NODE_COLUMNS", "TOKEN_COLUMNS", "prm_quality", "prm_quality_summary", "prm_quality_token_summary",
-           "prm_quality_tokens"]
+__all__ = ["measure_prm_quality"]
 
 logger = logging.getLogger(__name__)
-
-#: One row per node.
-NODE_COLUMNS = ("run_id", "step", "group", "node", "size", "depth", "start", "end", "step_reward", "group_mean",
-                "group_std", "mc_value", "mc_stderr", "K", "exact_value", "exact_std")
-
-#: One row per completion token that lies in a node with a value (see :func:`prm_quality_tokens`).
-TOKEN_COLUMNS = ("run_id", "step", "group", "sample", "t", "node", "size", "reward", "step_reward", "value",
-                 "outcome_advantage", "prm_advantage", "value_advantage", "value_advantage_stderr")
-
 
 def _check_tokenizer(meta: dict[str, str], tokenizer, table) -> None:
     """Refuse a checkpoint whose tokenizer cannot be the log's: other EOS/pad ids than the metadata's, another
@@ -66,56 +57,7 @@ def _check_tokenizer(meta: dict[str, str], tokenizer, table) -> None:
                               "expected the tokenizer the log was sampled with; pass the matching checkpoint")
 
 
-def _step_groups(table, step: int | None):
-    """The packed groups of one step of a log (default: its first step), their process sets and moments."""
-    from types import SimpleNamespace
-
-    from prm_probe.core.prm import group_moments
-    from prm_probe.core.rollouts import pack_groups
-    from prm_probe.core.trie import process_sets
-
-    steps = np.asarray(table.column("step").to_numpy(zero_copy_only=False))
-    if len(steps) == 0:
-        raise ConfigError("the log has no rows; expected sampled groups; check the log")
-    chosen = int(steps.min()) if step is None else int(step)
-    if not (steps == chosen).any():
-        raise ConfigError(f"the log has no step {chosen}; expected one of {sorted(set(steps.tolist()))[:10]}; "
-                          "fix --step")
-    grouped = pack_groups(table.filter(steps == chosen))
-    ps = process_sets(grouped.packed)
-    mean, std, _ = group_moments(grouped.reward, grouped.packed.group_offsets)
-    return SimpleNamespace(grouped=grouped, ps=ps, mean=mean, std=std)
-
-
-def _shared_nodes(table, step: int | None) -> list[dict[str, Any]]:
-    """The nodes with |λ| > 1 of one step's groups (default: the log's first step), with their prefixes."""
-    sg = _step_groups(table, step)
-    grouped, ps = sg.grouped, sg.ps
-    packed = grouped.packed
-    keys = grouped.group_keys
-    members = ps.node_members()
-    prompts = grouped.table.column("prompt_ids").to_pylist()  # rows in packing order
-    nodes = []
-    for node in range(ps.n_nodes):
-        size = int(ps.node_size[node])
-        if size < 2 or ps.node_end[node] <= ps.node_start[node]:
-            continue
-        g = int(ps.node_group[node])
-        c0 = int(packed.group_offsets[g])
-        first = c0 + int(members[node][0])  # a member completion (samples are 0..G-1 in packing order)
-        t0 = int(packed.offsets[first])
-        end = int(ps.node_end[node])
-        reward = grouped.reward[c0 + members[node]]
-        nodes.append({"run_id": str(keys["run_id"][g]), "step": int(keys["step"][g]), "group": int(keys["group"][g]),
-                      "node": node - int(ps.group_node_offsets[g]), "size": size, "depth": int(ps.node_depth[node]),
-                      "start": int(ps.node_start[node]), "end": end, "step_reward": float(np.mean(reward)),
-                      "group_mean": float(sg.mean[g]), "group_std": float(sg.std[g]),
-                      "prompt_id": str(keys["prompt_id"][g]), "prompt_ids": list(prompts[first]),
-                      "prefix": packed.tokens[t0:t0 + end].astype(int).tolist()})
-    return nodes
-
-
-def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollouts: int = 16,
+def measure_prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollouts: int = 16,
                 max_nodes: int = 200, step: int | None = None, seed: int = 0, device: str = "auto",
                 out: str | os.PathLike | None = None, batch_nodes: int = 8, allow_task_override: bool = False,
                 progress: bool | Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> pd.DataFrame:
@@ -178,7 +120,7 @@ def prm_quality(checkpoint: str | os.PathLike, log: str | os.PathLike, *, rollou
     policy.to(dev).eval()
     _check_tokenizer(meta, tokenizer, table)
     problems = {p.id: p for split in ("train", "validation") for p in task.problems(split)}
-    nodes = _shared_nodes(table, step)
+    nodes = shared_nodes(table, step)
     missing = {n["prompt_id"] for n in nodes} - set(problems)
     if missing:
         raise ConfigError(f"prompt ids {sorted(missing)[:3]} of the log are not problems of task "
@@ -312,141 +254,93 @@ def _read_done(out) -> dict[tuple, dict]:
     return {(str(r["run_id"]), int(r["step"]), int(r["group"]), int(r["node"])): r for r in frame.to_dict("records")}
 
 
-def prm_quality_summary(nodes: pd.DataFrame, value: str = "mc_value") -> dict[str, pd.DataFrame | float]:
-    """How well R̂ tracks V: overall and by |λ| and depth.
-
-    Args:
-        nodes: rows of :func:`prm_quality`.
-        value: the column taken as the truth (``mc_value``, or ``exact_value`` where known).
-
-    Returns:
-        ``overall`` (one-row frame: nodes, bias = mean(R̂ − V), RMSE, ``rmse_corrected`` (the RMSE with the
-        Monte-Carlo estimate's own variance, the mean of ``mc_stderr²``, taken out of the mean squared error: the
-        RMSE against the true V, estimated; equal to RMSE for an exact value), Pearson and Spearman correlation,
-        ``wrong_sign_share``: nodes where R̂ − r̄ and V − r̄ have opposite signs, i.e. GRPO pushes the prefix the
-        wrong way, ``grpo_weight_corr`` and ``lambda_weight_corr``: correlation of GRPO's per-node push
-        |λ|·(R̂ − r̄) and λ-GRPO's (R̂ − r̄) with the true-value push |λ|·(V − r̄) and (V − r̄)), ``by_size``
-        and ``by_depth`` (bias, RMSE, corrected RMSE, wrong-sign share, nodes per group of rows).
-    """
-    from scipy import stats as st
-
-    d = nodes.dropna(subset=[value]).copy()
-    d["error"] = d["step_reward"] - d[value]
-    # an MC value's own noise adds its variance to the mean squared error (R̂ and V̂ use independent samples)
-    d["noise_var"] = d["mc_stderr"] ** 2 if value == "mc_value" and "mc_stderr" in d.columns else 0.0
-
-    def corrected(rows: pd.DataFrame) -> float:
-        return float(np.sqrt(max((rows["error"] ** 2).mean() - rows["noise_var"].mean(), 0.0)))
-    dr, dv = d["step_reward"] - d["group_mean"], d[value] - d["group_mean"]
-    wrong = (np.sign(dr) * np.sign(dv) < 0)
-
-    def corr(a, b, f) -> float:
-        return float(f(a, b)[0]) if len(a) > 2 and np.std(a) > 0 and np.std(b) > 0 else float("nan")
-
-    overall = pd.DataFrame([{
-        "nodes": len(d), "bias": float(d["error"].mean()), "rmse": float(np.sqrt((d["error"] ** 2).mean())),
-        "rmse_corrected": corrected(d) if len(d) else float("nan"),
-        "pearson": corr(d["step_reward"], d[value], st.pearsonr),
-        "spearman": corr(d["step_reward"], d[value], st.spearmanr),
-        "wrong_sign_share": float(wrong.mean()) if len(d) else float("nan"),
-        "grpo_weight_corr": corr(d["size"] * dr, d["size"] * dv, st.pearsonr),
-        "lambda_weight_corr": corr(dr, dv, st.pearsonr)}])
-
-    def by(col: str) -> pd.DataFrame:
-        g = d.groupby(col)["error"]
-        return pd.DataFrame({"nodes": g.size(), "bias": g.mean(), "rmse": g.apply(lambda e: np.sqrt((e ** 2).mean())),
-                             "rmse_corrected": d.groupby(col)[["error", "noise_var"]].apply(corrected),
-                             "wrong_sign_share": wrong.groupby(d[col]).mean()}).reset_index()
-
-    return {"overall": overall, "by_size": by("size"), "by_depth": by("depth")}
+def _mc_values(policy, tokenizer, task, problem, node, k, s, gen, end_ids, allowed, score, sample) -> np.ndarray:
+    prefix = node["prefix"]
+    remaining = s.max_new_tokens - len(prefix)
+    exact_new = task.exact_new_tokens - len(prefix) if task.exact_new_tokens is not None else None
+    if (prefix and prefix[-1] in end_ids) or remaining <= 0 or exact_new == 0:  # nothing left to sample
+        text = tokenizer.decode(prefix, skip_special_tokens=True)
+        return np.full(k, float(score(task, problem, text, prefix).reward))
+    out = sample(policy, [node["prompt_ids"] + prefix], k, max_new_tokens=remaining, end_ids=end_ids,
+                 pad_id=int(tokenizer.pad_token_id), generator=gen, temperature=s.temperature, top_k=s.top_k,
+                 top_p=s.top_p, allowed_token_ids=allowed, exact_new_tokens=exact_new)
+    full = [prefix + list(c) for c in out.completion_ids]
+    texts = tokenizer.batch_decode(full, skip_special_tokens=True)
+    return np.array([float(score(task, problem, t, ids).reward) for t, ids in zip(texts, full, strict=True)])
 
 
-def prm_quality_tokens(nodes: pd.DataFrame, log: str | os.PathLike, value: str = "mc_value") -> pd.DataFrame:
-    """The per-token view of :func:`prm_quality`'s nodes: for every completion token of the log that lies in
-    a node with a value, GRPO's PRM-aware advantage A(i, t) = (R̂(λ) − r̄)/(σ + eps) beside the advantage an
-    explicit PRM with the true value would give, (V(λ) − r̄)/(σ + eps), with the same group baseline r̄ and
-    scale σ (and eps, :data:`prm_probe.core.prm.ADVANTAGE_EPS`), and the outcome advantage a_i GRPO applies
-    to the token.
+def _exact_value(policy, tokenizer, task, problem, node, enumerable, dist, device, score) -> tuple[float, float]:
+    """V = Σ over the enumerable completions through the prefix of π(continuation | prefix)·r under the policy
+    distribution ``dist`` (the sampler's temperature and allowed tokens), and the standard deviation of r below
+    the prefix (0 where every continuation scores alike: there any estimate of V is exact)."""
+    from prm_probe.training.trainer import completion_logps
 
-    Args:
-        nodes: rows of :func:`prm_quality` (one or more steps of ``log``).
-        log: the rollout log those nodes came from.
-        value: the column taken as V (``mc_value``, or ``exact_value`` where known).
+    prefix = node["prefix"]
+    through = [(ids, text) for ids, text in enumerable if list(ids[:len(prefix)]) == prefix]
+    if not through:
+        return float("nan"), float("nan")
+    import torch
 
-    Returns:
-        One row per such token with the columns of :data:`TOKEN_COLUMNS` (``t`` is the token's position in
-        its completion, ``node`` the within-group node id of :func:`prm_quality`, ``value_advantage_stderr``
-        the MC standard error carried through the scale; NaN for exact values; both NaN in groups whose rewards
-        are all equal, where σ = 0 and GRPO's advantages are 0). Tokens of nodes that were not
-        measured (``--max-nodes``) and of unshared nodes (|λ| = 1, whose value is the completion's reward) are
-        left out, so every row compares two estimates.
-
-    Raises:
-        ConfigError: ``value`` is not a column of ``nodes``, or the nodes do not belong to ``log``.
-    """
-    from prm_probe.core.prm import ADVANTAGE_EPS, implied_prm_frame
-    from prm_probe.core.rollouts import read_rollouts
-
-    if value not in nodes.columns:
-        raise ConfigError(f"the node table has no column {value!r}; expected 'mc_value' or 'exact_value'; "
-                          "pass the rows prm_quality returned")
-    table = read_rollouts(log)
-    frames = []
-    for step in sorted(set(nodes["step"].astype(int))):
-        sg = _step_groups(table, step)
-        ps, grouped = sg.ps, sg.grouped
-        tok = implied_prm_frame(ps, grouped.reward)
-        g = tok["group"].to_numpy()
-        keys = grouped.group_keys
-        tok["run_id"] = np.asarray(keys["run_id"], dtype=object)[g].astype(str)
-        tok["step"] = step
-        tok["node"] = tok["node"].to_numpy() - ps.group_node_offsets[g]
-        completion = grouped.packed.group_offsets[g] + tok["sample"].to_numpy()  # packing order
-        tok["sample"] = grouped.sample[completion]
-        tok["group"] = np.asarray(keys["group"])[g]
-        mine = nodes[nodes["step"].astype(int) == step]
-        cols = ["run_id", "step", "group", "node", value, "mc_stderr", "group_mean", "group_std"]
-        merged = tok.merge(mine[cols].assign(run_id=mine["run_id"].astype(str),
-                                             group=mine["group"].astype(int), node=mine["node"].astype(int)),
-                           on=["run_id", "step", "group", "node"], how="inner", validate="many_to_one")
-        if len(merged.drop_duplicates(["run_id", "group", "node"])) < len(mine):  # a node without tokens
-            raise ConfigError("the node table has nodes the log does not have; expected the rows prm_quality "
-                              f"returned for '{log}'; pass the log they came from")
-        # a group whose rewards are all equal has σ = 0: GRPO's advantages are exactly 0 there, and a value
-        # advantage divided by eps alone would be meaningless; it is left NaN
-        scale = (merged["group_std"] + ADVANTAGE_EPS).where(merged["group_std"] > 0)
-        merged["value"] = merged[value]
-        merged["value_advantage"] = (merged[value] - merged["group_mean"]) / scale
-        merged["value_advantage_stderr"] = (merged["mc_stderr"] / scale if value == "mc_value"
-                                            else np.full(len(merged), np.nan))
-        merged["size"] = merged["process_set_size"]
-        frames.append(merged[list(TOKEN_COLUMNS)])
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(TOKEN_COLUMNS))
-    return out.sort_values(["run_id", "step", "group", "sample", "t"]).reset_index(drop=True)
+    with torch.no_grad():
+        logp, _mask, _ = completion_logps(policy, [node["prompt_ids"]] * len(through), [ids for ids, _ in through],
+                                          int(tokenizer.pad_token_id), device, dist=dist)
+    cont = logp[:, len(prefix):].double().sum(dim=1).exp().cpu().numpy()
+    reward = np.array([score(task, problem, text, ids).reward for ids, text in through])
+    p = cont / cont.sum()
+    value = float(p @ reward)
+    return value, float(np.sqrt(max(float(p @ (reward - value) ** 2), 0.0)))
 
 
-def prm_quality_token_summary(tokens: pd.DataFrame) -> pd.DataFrame:
-    """How close each per-token advantage comes to the true-value advantage, over the rows of
-    :func:`prm_quality_tokens` (every token counts once).
+def _check_run_task(checkpoint, identity, allow: bool) -> None:
+    """Refuse a log whose task is not the task of the run the checkpoint belongs to (if it belongs to one)."""
+    from prm_probe.core.runs import run_of
+    from prm_probe.training.tasks.identity import run_task_identity
 
-    Returns:
-        Two rows, ``prm_advantage`` (GRPO's implied A(i, t)) and ``outcome_advantage`` (a_i), with ``tokens``,
-        ``rmse`` and ``bias`` against ``value_advantage``, ``pearson`` and ``wrong_sign_share`` (tokens whose
-        advantage and true-value advantage have opposite signs), over the tokens with a finite value advantage;
-        ``no_signal_tokens`` counts the others (groups with equal rewards: GRPO gives them advantage 0, while an
-        explicit PRM's V − r̄ need not be 0).
-    """
-    rows = []
-    truth = tokens["value_advantage"].to_numpy(dtype=float)
-    for col in ("prm_advantage", "outcome_advantage"):
-        x = tokens[col].to_numpy(dtype=float)
-        ok = np.isfinite(x) & np.isfinite(truth)
-        e = x[ok] - truth[ok]
-        pearson = (float(np.corrcoef(x[ok], truth[ok])[0, 1])
-                   if ok.sum() > 2 and x[ok].std() > 0 and truth[ok].std() > 0 else float("nan"))
-        rows.append({"advantage": col, "tokens": int(ok.sum()), "no_signal_tokens": int((~ok).sum()),
-                     "rmse": float(np.sqrt(np.mean(e ** 2))) if ok.any() else float("nan"),
-                     "bias": float(e.mean()) if ok.any() else float("nan"), "pearson": pearson,
-                     "wrong_sign_share": float((np.sign(x[ok]) * np.sign(truth[ok]) < 0).mean())
-                     if ok.any() else float("nan")})
-    return pd.DataFrame(rows)
+    run = run_of(checkpoint)
+    if run is None:
+        return
+    mine = run_task_identity(run)
+    if mine == identity:
+        return
+    what = mine.describe(identity, ("the run", "the log"))
+    if allow:
+        logger.warning("the log's task differs from run '%s': %s; V is the value under the log's task", run, what)
+        return
+    raise ConfigError(f"the log was scored with another task than run '{run}' trained on: {what}; expected a log "
+                      f"of the run's task; sample one with `prm-probe sample {run}` (or pass "
+                      "--allow-task-override)")
+
+
+def _check_log_against_task(table, nodes, task, problems, tokenizer, chat_template: bool, score) -> None:
+    """The mechanism check of the rebuilt task: each measured node's problem must give the log's prompt ids, and
+    every completion of the analysed groups must score the reward the log holds."""
+    for n in nodes:
+        ids = [int(i) for i in task.prompt_ids(problems[n["prompt_id"]], tokenizer, chat_template)]
+        if ids != [int(i) for i in n["prompt_ids"]]:
+            raise ConfigError(f"problem {n['prompt_id']!r} of the log's task gives prompt ids {ids[:8]}… but the log "
+                              f"holds {list(n['prompt_ids'])[:8]}… (group {n['group']}); expected the task the log "
+                              "was sampled with; check the log's metadata or re-sample it")
+    if not nodes:
+        return
+    steps = np.asarray(table.column("step").to_numpy(zero_copy_only=False))
+    groups = np.asarray(table.column("group").to_numpy(zero_copy_only=False))
+    wanted = {(n["step"], n["group"]) for n in nodes}
+    rows = [i for i in range(table.num_rows) if (int(steps[i]), int(groups[i])) in wanted]
+    part = table.take(rows).select(["prompt_id", "completion_ids", "reward", "step", "group", "sample"]).to_pylist()
+    for r in part:
+        ids = [int(i) for i in r["completion_ids"]]
+        got = float(score(task, problems[r["prompt_id"]], tokenizer.decode(ids, skip_special_tokens=True),
+                          ids).reward)
+        if not np.isclose(got, float(r["reward"]), rtol=1e-6, atol=1e-6):
+            raise ConfigError(f"the log's reward {r['reward']} of step {r['step']} group {r['group']} sample "
+                              f"{r['sample']} is {got} under its recorded task {task.identity()}; expected the task "
+                              "that scored the log; check the log's metadata or re-sample it")
+
+
+def _read_done(out) -> dict[tuple, dict]:
+    if out is None or not Path(out).exists():
+        return {}
+    frame = pd.read_parquet(out) if str(out).endswith(".parquet") else pd.read_csv(out)
+    return {(str(r["run_id"]), int(r["step"]), int(r["group"]), int(r["node"])): r for r in frame.to_dict("records")}
+
+

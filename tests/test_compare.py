@@ -333,3 +333,21 @@ def test_real_tiny_runs_compare(tmp_path):
     assert len(comparison.overlap()) == 2 * 3 * 3
     written = comparison.write(tmp_path / "out", figures=False)
     assert (tmp_path / "out" / "summary.md") in written
+
+
+def test_a_run_kept_with_gzipped_metrics_reads_as_the_original(experiment, tmp_path):
+    """A finished run committed as config.json + metrics.jsonl.gz + validation.jsonl.gz is the same run."""
+    import gzip
+    import shutil
+
+    original = experiment[0]
+    kept = tmp_path / "kept" / original.name
+    kept.mkdir(parents=True)
+    shutil.copy(original / "config.json", kept / "config.json")
+    for name in ("metrics.jsonl", "validation.jsonl"):
+        if (original / name).is_file():
+            (kept / f"{name}.gz").write_bytes(gzip.compress((original / name).read_bytes()))
+    a, b = load_run(original), load_run(kept)
+    pd.testing.assert_frame_equal(a.metrics, b.metrics)
+    pd.testing.assert_frame_equal(a.validation, b.validation)
+    assert len(b.validation) > 0

@@ -9,17 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 KEEP=data/experiments/smollm2-addition/runs
-compare() {  # RUNS_DIR
-  prm-probe compare "$1"/grpo_s* "$1"/lambda_s* --metric val_accuracy --out figures/smollm2_addition
+compare() {  # the committed copies (compare reads their gzipped metrics), so runs.csv names stable paths
+  prm-probe compare "$KEEP"/grpo_s* "$KEEP"/lambda_s* --metric val_accuracy --out figures/smollm2_addition
 }
 if [ "${1:-}" = --from-data ]; then
-  RUNS=$(mktemp -d)
-  for run in "$KEEP"/*/; do
-    name=$(basename "$run"); mkdir -p "$RUNS/$name"
-    cp "$run/config.json" "$RUNS/$name/"
-    for f in metrics validation; do gunzip -c "$run/$f.jsonl.gz" > "$RUNS/$name/$f.jsonl"; done
-  done
-  compare "$RUNS"
+  compare
   exit 0
 fi
 RUNS="${1:-data/runs/smol-add}"
@@ -43,4 +37,4 @@ one() {  # ARM SEED
 }
 export -f one; export RUNS CONFIG STEPS KEEP
 printf '%s\n' "grpo 0" "lambda 0" "grpo 1" "lambda 1" "grpo 2" "lambda 2" | xargs -P 2 -L 1 bash -c 'one $0 $1'
-compare "$RUNS"
+compare

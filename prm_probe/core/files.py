@@ -99,7 +99,7 @@ def read_jsonl_lines(path: str | os.PathLike, keep: Callable[[dict[str, Any]], b
                      ) -> tuple[list[dict[str, Any]], list[int]]:
     """The one JSONL reader: the JSON objects of a file, one per non-empty line, and the 1-based numbers of the
     lines that are not JSON objects (e.g. a last line cut mid-write by a killed run) or that ``keep`` rejects.
-    A missing file has none.
+    A missing file has none; a ``.gz`` file is read decompressed.
 
     Raises:
         OSError: the file exists but cannot be read.
@@ -108,7 +108,13 @@ def read_jsonl_lines(path: str | os.PathLike, keep: Callable[[dict[str, Any]], b
     if not path.is_file():
         return [], []
     records, bad = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    if path.suffix == ".gz":  # an archived file (e.g. a finished run's metrics, committed gzipped)
+        import gzip
+
+        text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
+    else:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -108,7 +108,13 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     """True when ``path`` is a prm_probe run folder: ``config.json`` beside ``metrics.jsonl``, ``rollouts/`` or
     ``checkpoints/`` (a Hugging Face model folder also has a ``config.json``, and none of the others)."""
     f = RunFolder(path)
-    return f.config.is_file() and (f.metrics.is_file() or f.rollouts.is_dir() or f.checkpoints.is_dir())
+    return f.config.is_file() and (_readable(f.metrics).is_file() or f.rollouts.is_dir() or f.checkpoints.is_dir())
+
+
+def _readable(path: Path) -> Path:
+    """``path``, or its gzipped archive ``path.gz`` when only that exists (a finished run kept in a repository)."""
+    archived = path.with_name(path.name + ".gz")
+    return archived if not path.is_file() and archived.is_file() else path
 
 
 def run_of(path: str | os.PathLike) -> Path | None:
@@ -271,9 +277,10 @@ def load_run(path: str | os.PathLike, labels: Labels | None = None) -> Run:
                               f"{hint}; restore or remove the run") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"run '{run_dir}' has a config.json that is not an object; {hint}; restore it")
-    if not folder.metrics.is_file():
+    metrics_path, validation_path = _readable(folder.metrics), _readable(folder.validation)
+    if not metrics_path.is_file():
         raise CheckpointError(f"run '{run_dir}' has no metrics.jsonl; {hint}; check the path or rerun it")
-    metrics, bad = _read_jsonl(folder.metrics)
+    metrics, bad = _read_jsonl(metrics_path)
     if metrics.empty:
         raise CheckpointError(f"run '{run_dir}' has no valid line in metrics.jsonl; expected one JSON object per "
                               "step; rerun or resume it")
@@ -281,8 +288,8 @@ def load_run(path: str | os.PathLike, labels: Labels | None = None) -> Run:
         log.warning("run '%s': dropped %d unreadable line(s) of metrics.jsonl (line %s; truncated?); using %d",
                     run_dir, len(bad), ", ".join(map(str, bad[:5])), len(metrics))
     validation = pd.DataFrame({"step": pd.Series(dtype="int64")})
-    if folder.validation.is_file():
-        validation, bad = _read_jsonl(folder.validation)
+    if validation_path.is_file():
+        validation, bad = _read_jsonl(validation_path)
         if bad:
             log.warning("run '%s': dropped %d unreadable line(s) of validation.jsonl", run_dir, len(bad))
     val_cols = [c for c in metrics.columns if c.startswith("val_")]

@@ -37,7 +37,8 @@ class ConfigError(PrmProbeError, ValueError):
 
 
 class UnknownNameError(PrmProbeError, LookupError):
-    """A name looked up in a registry (task, weighting, figure, ...) does not exist."""
+    """A name looked up in a registry does not exist: a task (or its module or reasoning-gym dataset), a model or
+    an import format. A config value outside its choices (weighting, aggregation, ...) is a :class:`ConfigError`."""
 
 
 class CheckpointError(PrmProbeError):

@@ -270,3 +270,17 @@ def test_weighting_names_are_defined_once(tmp_path):
         assert RunRecordCallback(weighting=name).config(args)["loss"]["weighting"] == name
     with pytest.raises(ConfigError, match="process_set"):
         RunRecordCallback(weighting="proces_set")
+
+
+def test_trainer_advantages_equal_the_log_advantages(rng):
+    """The trainer's torch advantages and core.prm's NumPy ones (which the statistics and the implied PRM use)
+    are the same formula, including exact zeros for all-equal groups and the Dr. GRPO variant."""
+    from prm_probe.core.prm import outcome_advantages
+
+    rewards = np.concatenate([rng.integers(0, 2, 4 * 8).astype(np.float64), np.full(8, 0.3), rng.normal(size=8)])
+    offsets = np.arange(0, len(rewards) + 1, 8)
+    for scale, numpy_scale in ((True, "group"), (False, "none")):
+        ours = group_advantages(torch.as_tensor(rewards), 8, scale=scale).numpy()
+        np.testing.assert_allclose(ours, outcome_advantages(rewards, offsets, scale=numpy_scale), rtol=1e-12,
+                                   atol=1e-12)
+        assert (ours[32:40] == 0).all()

@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "LogReadError",
     "PrmProbeError",
+    "RewardError",
     "SchemaError",
     "UnknownNameError",
     "close_matches",
@@ -43,6 +44,10 @@ class UnknownNameError(PrmProbeError, LookupError):
 
 class CheckpointError(PrmProbeError):
     """A checkpoint or run folder is missing, incomplete or incompatible."""
+
+
+class RewardError(PrmProbeError):
+    """A task's reward function raised, or returned a value that is not a finite number."""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> str:

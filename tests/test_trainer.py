@@ -12,9 +12,8 @@ import torch
 
 from prm_probe.cli import main
 from prm_probe.core.validate import validate_log
-from prm_probe.errors import CheckpointError, ConfigError, UnknownNameError
+from prm_probe.errors import CheckpointError, ConfigError, RewardError, UnknownNameError
 from prm_probe.training.checkpoint import checkpoint_dirs
-from prm_probe.training.collect import RewardError
 from prm_probe.training.config import config_from_dict
 from prm_probe.training.tasks import Arithmetic, Score, ToyTree
 from prm_probe.training.trainer import problem_order, train

@@ -2,7 +2,7 @@
 
 Shared by the trainer (one batch per step) and ``prm-probe sample`` (probing a checkpoint without
 training). A reward function that raises or returns NaN/inf stops the run with the prompt named
-(:class:`RewardError`): a silently skipped completion would bias the group's advantages.
+(:class:`~prm_probe.errors.RewardError`): a silently skipped completion would bias the group's advantages.
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from prm_probe.errors import ConfigError, PrmProbeError
+from prm_probe.errors import ConfigError, RewardError
 
-__all__ = ["GroupBatch", "RewardError", "batch_table", "check_policy_task", "collect_groups", "get_task_from",
+__all__ = ["GroupBatch", "batch_table", "check_policy_task", "collect_groups", "get_task_from",
            "log_settings", "sample_log", "score_completion"]
-
-
-class RewardError(PrmProbeError):
-    """A task's reward function raised, or returned a value that is not a finite number."""
 
 
 @dataclass

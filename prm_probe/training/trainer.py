@@ -9,7 +9,8 @@ Determinism: the seed fixes initialisation (built-in models), data order (a perm
 ``(seed, epoch)``) and sampling (a ``torch.Generator`` seeded from ``(seed, step)``). Dropout is disabled
 in every forward (``model.eval()``), so on CPU a run is bit-for-bit reproducible and a resumed run ends
 with the same metrics as an uninterrupted one. Old log-probs for μ > 1 are recorded once, before any
-update, in eval mode (docs/science.md §9.6). Reward functions that fail stop the run (``collect.RewardError``).
+update, in eval mode (docs/science.md §9.6). Reward functions that fail stop the run
+(:class:`~prm_probe.errors.RewardError`).
 
 Not here: loading models (``models``), tasks (``tasks``), the loss algebra (``losses``).
 """

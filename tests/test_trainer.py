@@ -193,6 +193,8 @@ def test_kl_and_mu_paths_run(tmp_path):
 class LengthTask(Arithmetic):
     """Arithmetic prompts rewarded by completion length mod 3: reward variance and unequal lengths."""
 
+    accuracy_component = None  # its scores have no component
+
     def score(self, problem, completion, completion_ids):
         return Score(float(len(completion_ids) % 3), {})
 
@@ -211,6 +213,51 @@ def test_mu_and_kl_with_micro_batches_of_unequal_widths(tmp_path):
     for a, b in zip(whole, single, strict=True):
         for key in ("loss", "grad_norm", "kl", "clip_fraction"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-7), key
+
+
+class HitTask(ToyTree):
+    """A toy tree whose declared accuracy is ``hit`` (always 1), beside a ``correct`` that is always 0."""
+
+    accuracy_component = "hit"
+
+    def score(self, problem, completion, completion_ids):
+        base = super().score(problem, completion, completion_ids)
+        return Score(base.reward, {**base.components, "hit": 1.0, "correct": 0.0})
+
+
+class NoAccuracyTask(HitTask):
+    accuracy_component = None
+
+
+class MissingAccuracyTask(HitTask):
+    accuracy_component = "solved"
+
+
+def _val_accuracy(run: Path) -> list[float]:
+    return [json.loads(line)["val_accuracy"] for line in (run / "validation.jsonl").read_text().splitlines()]
+
+
+def test_val_accuracy_is_the_component_the_task_declares(tmp_path):
+    """``val_accuracy`` is the validation mean of the task's ``accuracy_component``, never a guessed name."""
+    from prm_probe.training.tasks import TASKS, get_task
+
+    def run(task: str, name: str) -> Path:
+        return train(_config(steps=1, task={"name": task, "val_size": 3}), tmp_path / name)
+
+    assert _val_accuracy(run("tests.test_trainer:HitTask", "hit")) == [1.0]  # "hit", not "correct" (0)
+    assert all(math.isnan(a) for a in _val_accuracy(run("tests.test_trainer:NoAccuracyTask", "none")))
+    with pytest.raises(RewardError, match="accuracy_component 'solved'"):
+        run("tests.test_trainer:MissingAccuracyTask", "missing")
+    # The built-in tasks declare a component their scores have: the toy tree's target, the others' correct.
+    from prm_probe.training.tasks import JsonlTask, ReasoningGym
+
+    assert ToyTree.accuracy_component == "target" and JsonlTask.accuracy_component == "correct"
+    assert ReasoningGym.accuracy_component == "correct"
+    for name in TASKS:
+        task = get_task(name, train_size=2, val_size=1)
+        assert task.accuracy_component in ("correct", "target"), name
+        problem = task.problems("validation")[0]
+        assert task.accuracy_component in task.score(problem, "\\boxed{0}", []).components, name
 
 
 class NanTask(ToyTree):

@@ -48,7 +48,8 @@ class GroupBatch:
 
 
 def score_completion(task, problem, text: str, ids: list[int]):
-    """``task.score`` with its failures as :class:`RewardError` (the prompt named) and its values checked finite."""
+    """``task.score`` with its failures as :class:`RewardError` (the prompt named), its values checked finite and
+    the task's ``accuracy_component`` checked present."""
     try:
         score = task.score(problem, text, ids)
     except Exception as exc:  # a user's reward function: report it with the prompt named
@@ -59,6 +60,12 @@ def score_completion(task, problem, text: str, ids: list[int]):
         if not isinstance(value, (int, float)) or not math.isfinite(float(value)):
             raise RewardError(f"reward function of task {task.name!r} returned {key} = {value!r} on prompt "
                               f"{problem.id!r}; expected a finite number; fix the reward function")
+    accuracy = getattr(task, "accuracy_component", None)
+    if accuracy is not None and accuracy not in score.components:
+        raise RewardError(f"reward function of task {task.name!r} returned components "
+                          f"{sorted(score.components) or 'none'} on prompt {problem.id!r}; expected the task's "
+                          f"accuracy_component {accuracy!r}; return it in every Score, or set accuracy_component to "
+                          "None (or to the component that says whether a completion is right)")
     return score
 
 

@@ -344,8 +344,8 @@ def _validate(run: _Run, step: int) -> dict[str, float]:
     gen = torch.Generator(device=run.device).manual_seed(0)
     batch = collect_groups(run.model, run.tokenizer, run.task, run.val_problems, group_size=1, generator=gen,
                            max_new_tokens=s.max_new_tokens, chat_template=s.chat_template, greedy=True)
-    key = "correct" if "correct" in batch.components else ("target" if "target" in batch.components else None)
-    acc = float(np.mean(batch.components[key])) if key else float("nan")
+    key = run.task.accuracy_component  # declared by the task; score_completion checked every score has it
+    acc = float(np.mean(batch.components[key])) if key is not None else float("nan")
     return {"step": step, "val_accuracy": acc, "val_reward_mean": float(np.mean(batch.reward)),
             "val_problems": len(run.val_problems)}
 

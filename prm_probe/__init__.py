@@ -72,6 +72,7 @@ _EXPORTS = {
     "ConfigError": "prm_probe.errors",
     "UnknownNameError": "prm_probe.errors",
     "CheckpointError": "prm_probe.errors",
+    "RewardError": "prm_probe.errors",
 }
 
 __all__ = ["__version__", "prm_quality", *_EXPORTS]

@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "LogReadError",
     "PrmProbeError",
+    "RewardError",
     "SchemaError",
     "UnknownNameError",
     "close_matches",
@@ -37,11 +38,16 @@ class ConfigError(PrmProbeError, ValueError):
 
 
 class UnknownNameError(PrmProbeError, LookupError):
-    """A name looked up in a registry (task, weighting, figure, ...) does not exist."""
+    """A name looked up in a registry does not exist: a task (or its module or reasoning-gym dataset), a model or
+    an import format. A config value outside its choices (weighting, aggregation, ...) is a :class:`ConfigError`."""
 
 
 class CheckpointError(PrmProbeError):
     """A checkpoint or run folder is missing, incomplete or incompatible."""
+
+
+class RewardError(PrmProbeError):
+    """A task's reward function raised, or returned a value that is not a finite number."""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> str:

@@ -47,6 +47,36 @@ def test_stats_prints_the_summary(sample_log, capsys):
     assert captured.err == ""
 
 
+def _number(out: str, pattern: str) -> float:
+    found = re.search(pattern, out, flags=re.MULTILINE)
+    assert found, f"{pattern!r} not in:\n{out}"
+    return float(found.group(1))
+
+
+def test_stats_summary_values_are_the_hand_computed_ones(tmp_path, capsys):
+    """Two groups of G = 4, counted by hand. Group 0, completions 123 / 124 / 156 / 789: |λ| = 3 2 1 / 3 2 1 /
+    3 1 1 / 1 1 1, path depths 3 3 2 1, shared-token shares 2/3 2/3 1/3 0. Group 1 shares nothing: |λ| = 1 on its
+    8 tokens, depth 1 and share 0 on each completion."""
+    log = pa.table({
+        "run_id": ["r"] * 8, "step": [0] * 8, "group": [0] * 4 + [1] * 4, "sample": [0, 1, 2, 3] * 2,
+        "prompt_id": ["a"] * 4 + ["b"] * 4,
+        "completion_ids": [[1, 2, 3], [1, 2, 4], [1, 5, 6], [7, 8, 9], [1, 2], [3, 4], [5, 6], [7, 8]],
+        "reward": [1.0, 0.0, 1.0, 0.0] * 2,
+    })
+    path = write_rollouts(log, tmp_path / "log.parquet")
+    assert main(["stats", str(path), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\b1 step\(s\), 2 group\(s\), 8 completions, 20 tokens", out), out
+    assert _number(out, r"non-trivial groups[^\n]*?([\d.]+)%") == 50.0  # group 0 only
+    assert _number(out, r"proper branching[^\n]*?([\d.]+)%") == 50.0  # 1 < |λ| < 4 in group 0 only
+    assert _number(out, r"path depth: mean ([\d.]+)") == pytest.approx(13 / 8, abs=5e-4)
+    assert _number(out, r"path depth: mean [\d.]+, median ([\d.]+)") == 1.0
+    assert _number(out, r"intermediate proportion: mean ([\d.]+)") == pytest.approx((5 / 3) / 8, abs=5e-4)
+    assert _number(out, r"intermediate proportion: mean [\d.]+, median ([\d.]+)") == 0.0
+    # Σ 1/|λ| over Σ 1: (2·(1/3 + 1/2 + 1) + 1/3 + 1 + 1 + 3 + 8) / 20 = 17 / 20
+    assert _number(out, r"gradient-mass ratio[^\n]*?: ([\d.]+)\s*$") == pytest.approx(17 / 20, abs=5e-4)
+
+
 def test_stats_quiet_prints_only_the_summary(sample_log, capsys):
     assert main(["stats", str(sample_log), "-q"]) == 0
     out = capsys.readouterr().out

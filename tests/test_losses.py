@@ -231,3 +231,56 @@ def test_shared_positions_have_identical_logps_under_padding(model):
     assert torch.allclose(logp[0, :3], logp[1, :3], atol=1e-12)
     assert torch.allclose(logp[0, :2], logp[2, :2], atol=1e-12)
     assert torch.allclose(logp[0], logp[5], atol=1e-12)
+
+
+def test_weighting_names_are_defined_once(tmp_path):
+    """The config's choices, the losses' dispatch, the names written into a run's config.json (built-in trainer
+    and TRL callback) and the compare labels are all :data:`prm_probe.core.weightings.WEIGHTING_NAMES`."""
+    from types import SimpleNamespace
+
+    from prm_probe.core.runs import algorithm_label
+    from prm_probe.core.weightings import ALGORITHM_LABELS, PROCESS_SET, UNIFORM, WEIGHTING_NAMES
+    from prm_probe.training.config import TrainConfig, config_from_dict, flag_specs, save_config_json
+    from prm_probe.training.losses import WEIGHTINGS
+
+    assert WEIGHTING_NAMES == (UNIFORM, PROCESS_SET) == ("uniform", "process_set")
+    (spec,) = [s for s in flag_specs() if s.key == "loss.weighting"]
+    assert spec.choices == WEIGHTING_NAMES and spec.default == UNIFORM == TrainConfig().loss.weighting
+    assert tuple(WEIGHTINGS) == WEIGHTING_NAMES
+    assert tuple(ALGORITHM_LABELS) == WEIGHTING_NAMES
+    with pytest.raises(ConfigError, match="process_set"):
+        config_from_dict({"loss": {"weighting": "proces_set"}})
+    mask, sizes = torch.ones(1, 2), torch.tensor([[2.0, 1.0]])
+    for name in WEIGHTING_NAMES:
+        written = json.loads(save_config_json(config_from_dict({"loss": {"weighting": name}})))  # config.json
+        assert written["loss"]["weighting"] == name
+        assert algorithm_label(written) == ALGORITHM_LABELS[name]
+        token_weights(name, mask, sizes)  # every name is dispatched
+    assert [algorithm_label({"loss": {"weighting": n}}) for n in WEIGHTING_NAMES] == ["GRPO", "λ-GRPO"]
+
+    pytest.importorskip("trl")
+    from prm_probe.integrations.trl.record import RunRecordCallback
+
+    args = SimpleNamespace(run_name="r", output_dir=str(tmp_path), seed=0, max_steps=1, num_generations=2,
+                           per_device_train_batch_size=2, world_size=1, gradient_accumulation_steps=1,
+                           max_completion_length=8, temperature=1.0, loss_type="dapo", beta=0.0, learning_rate=1e-6)
+    for flag, name in [(False, UNIFORM), (True, PROCESS_SET)]:
+        assert RunRecordCallback().config(SimpleNamespace(**vars(args), process_set_weighting=flag))["loss"][
+            "weighting"] == name
+        assert RunRecordCallback(weighting=name).config(args)["loss"]["weighting"] == name
+    with pytest.raises(ConfigError, match="process_set"):
+        RunRecordCallback(weighting="proces_set")
+
+
+def test_trainer_advantages_equal_the_log_advantages(rng):
+    """The trainer's torch advantages and core.prm's NumPy ones (which the statistics and the implied PRM use)
+    are the same formula, including exact zeros for all-equal groups and the Dr. GRPO variant."""
+    from prm_probe.core.prm import outcome_advantages
+
+    rewards = np.concatenate([rng.integers(0, 2, 4 * 8).astype(np.float64), np.full(8, 0.3), rng.normal(size=8)])
+    offsets = np.arange(0, len(rewards) + 1, 8)
+    for scale, numpy_scale in ((True, "group"), (False, "none")):
+        ours = group_advantages(torch.as_tensor(rewards), 8, scale=scale).numpy()
+        np.testing.assert_allclose(ours, outcome_advantages(rewards, offsets, scale=numpy_scale), rtol=1e-12,
+                                   atol=1e-12)
+        assert (ours[32:40] == 0).all()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pandas as pd
 import pytest
 
@@ -133,19 +136,117 @@ def test_overlap_experiment_small(tmp_path):
     assert (tmp_path / "figs" / "overlap_dynamics.png").is_file()
 
 
-def test_figures_from_a_log(tmp_path):
+def test_figures_from_a_log(tmp_path, monkeypatch):
+    """The figures draw the log's data: the |λ| histogram's bars are its token counts per size, the non-trivial
+    fraction's lines its per-step F1 and F2, and the trie the busiest group whose rewards differ, node by node."""
+    from collections import Counter
+
+    from matplotlib.figure import Figure
+
+    from prm_probe.core.group_trie import GroupTrie
+    from prm_probe.core.stats import overlap_stats
+    from prm_probe.core.trie import process_set_sizes
+
+    saved: list[Figure] = []
+    savefig = Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        saved.append(fig)
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
     written = make_figures([str(SAMPLE_LOG)], tmp_path)
     assert {"size_histogram", "nontrivial_fraction", "trie"} <= set(written)
     for path in written.values():
         assert path.is_file() and path.with_suffix(".pdf").is_file()
+    axes = {}
+    for fig in saved:
+        for ax in fig.axes:
+            axes.setdefault(ax.get_title(), ax)
+
+    def titled(words: str):
+        (ax,) = [ax for title, ax in axes.items() if words in title]
+        return ax
+
+    log = pd.read_parquet(SAMPLE_LOG)
+    counts = Counter()  # tokens per |λ|, counted group by group from the log itself
+    for _, group in log.groupby(["run_id", "step", "group"]):
+        for sizes in process_set_sizes([list(c) for c in group.sort_values("sample")["completion_ids"]]):
+            counts.update(sizes.tolist())
+    bars = titled("process-set sizes").patches
+    assert [round(b.get_x() + b.get_width() / 2) for b in bars] == sorted(counts)
+    assert [b.get_height() for b in bars] == [counts[k] for k in sorted(counts)]
+
+    stats = overlap_stats(SAMPLE_LOG)
+    f1, f2 = titled("non-trivial").lines[:2]
+    assert f1.get_xdata().tolist() == f2.get_xdata().tolist() == [0, 1, 2, 3]
+    assert f1.get_ydata().tolist() == stats.steps["nontrivial_fraction"].tolist() == [0.5, 1.0, 1.0, 1.0]
+    assert f2.get_ydata().tolist() == stats.steps["proper_branching_fraction"].tolist()
+
+    groups = stats.groups[stats.groups["reward_std"] > 0]
+    busiest = groups.sort_values(["node_count", "step", "group"], ascending=[False, True, True]).iloc[0]
+    step, group = int(busiest["step"]), int(busiest["group"])
+    trie_ax = titled("trie of step")
+    assert trie_ax.get_title().startswith(f"trie of step {step}, group {group} ")
+    boxes = [t for t in trie_ax.texts if (t.get_gid() or "").startswith("node-")]
+    trie = GroupTrie.from_log(SAMPLE_LOG, step, group, str(busiest["run_id"]))
+    assert len(boxes) == len(trie.node_table()) == busiest["node_count"]
+
+
+def _md_table(text: str, header: str) -> list[list[str]]:
+    """The Markdown table whose header row starts with ``header``: its header and body rows, as lists of cells
+    (``\\|`` inside a cell is not a separator)."""
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = [cells(lines[start])]
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(cells(line))
+    return rows
 
 
 def test_demo_reduced(tmp_path):
+    """The demo trains both algorithms for every seed and step, reports those runs' own outcomes (which the
+    weighting changes), and the bundled log's real overlap statistics."""
+    from prm_probe.core.stats import overlap_stats
+    from prm_probe.core.weightings import ALGORITHM_LABELS
+
     report = demo(tmp_path / "demo", log=SAMPLE_LOG, seeds=2, steps=4, workers=1)
     text = report.read_text()
     assert "GRPO vs λ-GRPO" in text and "non-trivial groups" in text and "tabular policy" in text
     for name in ("toy_tree_curves_tabular.png", "size_histogram.png", "group_trie.png", "comparison/summary.md"):
         assert (tmp_path / "demo" / name).is_file(), name
+
+    final = {}  # (algorithm, seed) -> exact π(T) at the run's last step
+    for run in (tmp_path / "demo" / "runs").iterdir():
+        config = json.loads((run / "config.json").read_text())
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records] == [0, 1, 2, 3], run.name
+        final[ALGORITHM_LABELS[config["loss"]["weighting"]], config["seed"]] = records[-1]["target_probability"]
+    assert sorted(final) == [("GRPO", 0), ("GRPO", 1), ("λ-GRPO", 0), ("λ-GRPO", 1)]
+    header, *rows = _md_table(text, "| seed |")
+    assert [r[0] for r in rows] == ["0", "1"]
+    for row in rows:
+        for algorithm, cell in zip(header[1:], row[1:], strict=True):
+            assert float(cell) == pytest.approx(final[algorithm, int(row[0])], abs=5e-5)
+        assert abs(final["λ-GRPO", int(row[0])] - final["GRPO", int(row[0])]) > 1e-3  # the weighting acted
+
+    s = overlap_stats(SAMPLE_LOG).summary()
+    assert f"{s['groups']} groups, {s['completions']} completions, {s['tokens']} tokens." in text
+    _, *stat_rows = _md_table(text, "| statistic |")
+    values = {label: value for label, value in stat_rows}
+    (nontrivial,) = [v for k, v in values.items() if k.startswith("non-trivial groups")]
+    assert float(nontrivial.rstrip("%")) / 100 == pytest.approx(s["nontrivial_fraction"], abs=5e-4) and \
+        s["nontrivial_fraction"] == 0.875
+    (mass,) = [v for k, v in values.items() if k.startswith("gradient-mass ratio")]
+    assert float(mass) == pytest.approx(s["gradient_mass_ratio"], abs=5e-4)
+    (depth,) = [v for k, v in values.items() if k.startswith("path depth")]
+    assert [float(x) for x in depth.split(" / ")] == pytest.approx(
+        [s["path_depth_mean"], s["path_depth_median"]], abs=5e-3)
 
 
 def test_cli_figures_and_bad_experiment_name(tmp_path, capsys):

@@ -12,9 +12,8 @@ import torch
 
 from prm_probe.cli import main
 from prm_probe.core.validate import validate_log
-from prm_probe.errors import CheckpointError, ConfigError, UnknownNameError
+from prm_probe.errors import CheckpointError, ConfigError, RewardError, UnknownNameError
 from prm_probe.training.checkpoint import checkpoint_dirs
-from prm_probe.training.collect import RewardError
 from prm_probe.training.config import config_from_dict
 from prm_probe.training.tasks import Arithmetic, Score, ToyTree
 from prm_probe.training.trainer import problem_order, train
@@ -78,6 +77,60 @@ def test_process_set_weighting_uses_the_engine_sizes(tmp_path):
     for record, (_, row) in zip(_metrics(run), stats.steps.iterrows(), strict=True):
         assert record["gradient_mass_ratio"] == pytest.approx(row["gradient_mass_ratio"])
         assert record["nontrivial_fraction"] == pytest.approx(row["nontrivial_fraction"])
+
+
+def test_process_set_weighting_is_the_update_that_is_made(tmp_path):
+    """One SGD step of λ-GRPO on the tiny model: the logged loss and the parameter change are those of the
+    hand-weighted objective −Σ_{i,t} a_i·log π(y_it)/|λ(i,t)| / N_tok, and the setup tells it from GRPO's.
+
+    This fails when the trainer ignores ``loss.weighting`` (e.g. hard-wired to uniform)."""
+    import pyarrow.parquet as pq
+
+    from prm_probe.training.distribution import PolicyDistribution
+    from prm_probe.training.models import load_policy
+    from prm_probe.training.tasks import get_task
+    from prm_probe.training.trainer import completion_logps
+
+    lr = 0.05
+    cfg = _config(steps=1, loss={"weighting": "process_set", "aggregation": "token_mean"},
+                  optim={"optimizer": "sgd", "lr": lr, "max_grad_norm": 0.0})
+    run = train(cfg, tmp_path / "run")
+    log = pq.read_table(run / "rollouts").to_pandas()
+    completions = [[int(x) for x in c] for c in log["completion_ids"]]
+    prompts = [[int(x) for x in p] for p in log["prompt_ids"]]
+    groups = log["group"].to_numpy()
+    adv = log["advantage"].to_numpy(dtype=np.float64)
+    # |λ(i, t)| by its definition: the completions of y_i's group that share y_i's first t + 1 tokens.
+    lam = [[sum(groups[j] == groups[i] and other[: t + 1] == c[: t + 1] for j, other in enumerate(completions))
+            for t in range(len(c))] for i, c in enumerate(completions)]
+    assert any(s > 1 for sizes in lam for s in sizes)  # shared prefixes: the two weightings differ
+    n_tok = sum(map(len, completions))
+    # At μ = 1 the ratio is 1, so each token's loss is −a_i, and the token_mean loss is −Σ w·a / N_tok.
+    lambda_loss = -sum(a * sum(1.0 / s for s in sizes) for a, sizes in zip(adv, lam, strict=True)) / n_tok
+    uniform_loss = -sum(a * len(c) for a, c in zip(adv, completions, strict=True)) / n_tok
+    assert abs(lambda_loss - uniform_loss) > 1e-2
+    assert _metrics(run)[0]["loss"] == pytest.approx(lambda_loss, rel=1e-5, abs=1e-6)
+
+    # The update: SGD without clipping moves θ by −lr·∇ of the hand-weighted objective at the start policy.
+    task = get_task("toy-tree", seed=0, train_size=8, val_size=1)
+    model, tok = load_policy("tiny", seed=0)
+    model.eval()
+    allowed = task.allowed_token_ids(tok)
+    dist = PolicyDistribution(temperature=1.0, allowed=None if allowed is None else tuple(allowed))
+    logp, mask, _ = completion_logps(model, prompts, completions, int(tok.pad_token_id), torch.device("cpu"),
+                                     dist=dist)
+    weights = torch.zeros_like(logp)  # (N, T)
+    for i, sizes in enumerate(lam):
+        weights[i, : len(sizes)] = 1.0 / torch.tensor(sizes, dtype=logp.dtype)
+    loss = -(torch.as_tensor(adv, dtype=logp.dtype)[:, None] * weights * mask * logp).sum() / n_tok
+    loss.backward()
+    end, _ = load_policy(str(checkpoint_dirs(run)[-1] / "model"))
+    moved = 0
+    for (name, p0), p1 in zip(model.named_parameters(), end.parameters(), strict=True):
+        expected = p0.detach() - lr * p0.grad
+        torch.testing.assert_close(p1.detach(), expected, rtol=1e-4, atol=1e-6, msg=name)
+        moved += int(not torch.equal(p1.detach(), p0.detach()))
+    assert moved > 0
 
 
 def test_same_seed_same_metrics_and_other_seed_differs(tmp_path):
@@ -163,6 +216,8 @@ def test_kl_and_mu_paths_run(tmp_path):
 class LengthTask(Arithmetic):
     """Arithmetic prompts rewarded by completion length mod 3: reward variance and unequal lengths."""
 
+    accuracy_component = None  # its scores have no component
+
     def score(self, problem, completion, completion_ids):
         return Score(float(len(completion_ids) % 3), {})
 
@@ -181,6 +236,51 @@ def test_mu_and_kl_with_micro_batches_of_unequal_widths(tmp_path):
     for a, b in zip(whole, single, strict=True):
         for key in ("loss", "grad_norm", "kl", "clip_fraction"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-7), key
+
+
+class HitTask(ToyTree):
+    """A toy tree whose declared accuracy is ``hit`` (always 1), beside a ``correct`` that is always 0."""
+
+    accuracy_component = "hit"
+
+    def score(self, problem, completion, completion_ids):
+        base = super().score(problem, completion, completion_ids)
+        return Score(base.reward, {**base.components, "hit": 1.0, "correct": 0.0})
+
+
+class NoAccuracyTask(HitTask):
+    accuracy_component = None
+
+
+class MissingAccuracyTask(HitTask):
+    accuracy_component = "solved"
+
+
+def _val_accuracy(run: Path) -> list[float]:
+    return [json.loads(line)["val_accuracy"] for line in (run / "validation.jsonl").read_text().splitlines()]
+
+
+def test_val_accuracy_is_the_component_the_task_declares(tmp_path):
+    """``val_accuracy`` is the validation mean of the task's ``accuracy_component``, never a guessed name."""
+    from prm_probe.training.tasks import TASKS, get_task
+
+    def run(task: str, name: str) -> Path:
+        return train(_config(steps=1, task={"name": task, "val_size": 3}), tmp_path / name)
+
+    assert _val_accuracy(run("tests.test_trainer:HitTask", "hit")) == [1.0]  # "hit", not "correct" (0)
+    assert all(math.isnan(a) for a in _val_accuracy(run("tests.test_trainer:NoAccuracyTask", "none")))
+    with pytest.raises(RewardError, match="accuracy_component 'solved'"):
+        run("tests.test_trainer:MissingAccuracyTask", "missing")
+    # The built-in tasks declare a component their scores have: the toy tree's target, the others' correct.
+    from prm_probe.training.tasks import JsonlTask, ReasoningGym
+
+    assert ToyTree.accuracy_component == "target" and JsonlTask.accuracy_component == "correct"
+    assert ReasoningGym.accuracy_component == "correct"
+    for name in TASKS:
+        task = get_task(name, train_size=2, val_size=1)
+        assert task.accuracy_component in ("correct", "target"), name
+        problem = task.problems("validation")[0]
+        assert task.accuracy_component in task.score(problem, "\\boxed{0}", []).components, name
 
 
 class NanTask(ToyTree):

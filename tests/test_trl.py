@@ -412,3 +412,37 @@ def test_attaching_telemetry_to_a_lambda_trainer_is_refused(tiny_folder, tmp_pat
     trainer = _trainer(tiny_folder, tmp_path)
     with pytest.raises(ConfigError, match="built in"):
         attach_overlap_telemetry(trainer)
+
+
+def test_the_trl_run_loads_its_tokenizer_offline_safely(tiny_folder, tmp_path, monkeypatch):
+    """A local folder loads from disk only; a hub id only from the cache when HF_HUB_OFFLINE is set (a clear
+    CheckpointError when it is not cached), and from the hub otherwise."""
+    from huggingface_hub import constants
+    from transformers import AutoTokenizer
+
+    from prm_probe.errors import CheckpointError
+    from prm_probe.integrations.trl.run import load_run_tokenizer
+
+    calls = []
+    real = AutoTokenizer.from_pretrained.__func__
+
+    def spy(cls, path, *args, **kwargs):
+        calls.append((str(path), kwargs.get("local_files_only", False)))
+        if str(path).startswith("online-org/"):
+            return "downloaded"  # never reach the network in a test
+        return real(cls, path, *args, **kwargs)
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", classmethod(spy))
+    assert load_run_tokenizer(str(tiny_folder)).pad_token_id is not None
+    assert calls == [(str(tiny_folder), True)]
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match=r"not a local folder.*HF_HUB_OFFLINE is set"):
+        load_run_tokenizer("no-such-org/no-such-model")
+    assert calls[-1] == ("no-such-org/no-such-model", True)
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    assert load_run_tokenizer("online-org/model") == "downloaded"
+    assert calls[-1] == ("online-org/model", False)

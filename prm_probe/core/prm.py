@@ -38,8 +38,11 @@ Scale = Literal["group", "none"]
 
 
 def group_moments(reward: NDArray[np.float64], group_offsets: NDArray[np.int64]):
-    """(g,) group means and unbiased stds (NaN std for groups of size 1), and the (N,) group id of each reward;
-    the one implementation of the group moments (statistics and advantages use it).
+    """(g,) group means and unbiased stds (NaN std for groups of size 1), and the (N,) group id of each reward.
+
+    The NumPy group moments of logs: the overlap statistics, the implied PRM and :func:`outcome_advantages` use
+    them. The built-in trainer computes its advantages in torch with the same formula
+    (:func:`prm_probe.training.losses.group_advantages`; ``tests/test_losses.py`` checks the two agree).
 
     When all rewards of a group are equal, the mean is that value exactly and the std exactly 0, so every
     advantage is exactly 0 (a float sum divided by G can be one rounding step off the common value).

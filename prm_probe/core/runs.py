@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from prm_probe.core.files import read_jsonl_lines
+from prm_probe.core.weightings import ALGORITHM_LABELS, UNIFORM
 from prm_probe.errors import CheckpointError
 
 __all__ = ["MATCHED_SETTINGS", "Labels", "Run", "RunFolder", "algorithm_label", "checkpoint_dirs",
@@ -195,8 +196,8 @@ def algorithm_label(config: Mapping[str, Any]) -> str:
         >>> algorithm_label({"loss": {"weighting": "process_set", "renormalise": True}})
         'λ-GRPO (renormalised)'
     """
-    weighting = _setting(config, "loss.weighting") or "uniform"
-    name = {"uniform": "GRPO", "process_set": "λ-GRPO"}.get(weighting, str(weighting))
+    weighting = _setting(config, "loss.weighting") or UNIFORM
+    name = ALGORITHM_LABELS.get(weighting, str(weighting))
     return name + (" (renormalised)" if _setting(config, "loss.renormalise") else "")
 
 

@@ -24,7 +24,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "ROLLOUT_SCHEMA",
     "SCHEMA_VERSION",
-    "Problem",
+    "LogProblem",
     "conform",
     "find_problems",
     "schema_markdown",
@@ -93,7 +93,7 @@ _FIX_TEXT_IDS = ("log token ids rather than text, or convert a text log with "
 
 
 @dataclass(frozen=True)
-class Problem:
+class LogProblem:
     """One validation finding: where it is, what is wrong, and how to fix it."""
 
     column: str
@@ -189,31 +189,31 @@ def _rows(idx: np.ndarray, limit: int = 5) -> str:
     return f"row(s) {shown}{more}"
 
 
-def value_problems(table: pa.Table, row_offset: int = 0) -> list[Problem]:
+def value_problems(table: pa.Table, row_offset: int = 0) -> list[LogProblem]:
     """The value checks every reader needs (the one implementation; :func:`find_problems` and the readers use
     it): required values not null, ``reward`` finite, token ids non-negative."""
-    out: list[Problem] = []
+    out: list[LogProblem] = []
     for name in REQUIRED_COLUMNS:
         nulls = table.column(name).null_count
         if nulls:
             idx = np.flatnonzero(table.column(name).is_null().to_numpy(zero_copy_only=False)) + row_offset
-            out.append(Problem(name, _rows(idx), f"{nulls} missing value(s)", "fill in every required value"))
+            out.append(LogProblem(name, _rows(idx), f"{nulls} missing value(s)", "fill in every required value"))
     reward = table.column("reward").to_numpy(zero_copy_only=False).astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(reward))
     if len(bad):
-        out.append(Problem("reward", _rows(bad + row_offset),
+        out.append(LogProblem("reward", _rows(bad + row_offset),
                            f"{len(bad)} reward(s) are NaN or infinite (first: {reward[bad[0]]})",
                            "score every completion with a finite reward (0.0 for a failed parse)"))
     ids = pc.list_flatten(table.column("completion_ids"))
     if len(ids) and pc.min(ids).as_py() is not None and pc.min(ids).as_py() < 0:
         parents = pc.list_parent_indices(table.column("completion_ids")).to_numpy(zero_copy_only=False)
         neg = np.unique(parents[ids.to_numpy(zero_copy_only=False) < 0]) + row_offset
-        out.append(Problem("completion_ids", _rows(neg), f"negative token id {pc.min(ids).as_py()}",
+        out.append(LogProblem("completion_ids", _rows(neg), f"negative token id {pc.min(ids).as_py()}",
                            "remove padding/ignore markers such as -100 from completion_ids"))
     return out
 
 
-def find_problems(table: pa.Table, row_offset: int = 0) -> list[Problem]:
+def find_problems(table: pa.Table, row_offset: int = 0) -> list[LogProblem]:
     """Check a conformed table's values and groups; return every problem found (empty when valid).
 
     Checks: required values not null; ``reward`` finite; token ids non-negative; ``(run_id, step, group,
@@ -231,7 +231,7 @@ def find_problems(table: pa.Table, row_offset: int = 0) -> list[Problem]:
         wrong = pc.and_(pc.invert(pc.is_in(fr, pa.array(FINISH_REASONS))), pc.is_valid(fr))
         widx = np.flatnonzero(wrong.to_numpy(zero_copy_only=False))
         if len(widx):
-            out.append(Problem("finish_reason", _rows(widx + row_offset),
+            out.append(LogProblem("finish_reason", _rows(widx + row_offset),
                                f"value {fr[int(widx[0])].as_py()!r} is not one of {FINISH_REASONS}",
                                "write 'stop' or 'length'"))
     if "logps" in table.column_names:
@@ -241,7 +241,7 @@ def find_problems(table: pa.Table, row_offset: int = 0) -> list[Problem]:
         present = lp.is_valid().to_numpy(zero_copy_only=False)
         widx = np.flatnonzero(present & (n_lp != n_ids))
         if len(widx):
-            out.append(Problem("logps", _rows(widx + row_offset),
+            out.append(LogProblem("logps", _rows(widx + row_offset),
                                f"{len(widx)} row(s) have len(logps) != len(completion_ids)",
                                "log one log-prob per completion token"))
     out.extend(_group_problems(table, row_offset))
@@ -264,9 +264,9 @@ def _key(index_value) -> tuple:
     return tuple(x.item() if hasattr(x, "item") else x for x in index_value)
 
 
-def _group_problems(table: pa.Table, row_offset: int) -> list[Problem]:
+def _group_problems(table: pa.Table, row_offset: int) -> list[LogProblem]:
 
-    out: list[Problem] = []
+    out: list[LogProblem] = []
     if table.num_rows == 0:
         return out
     df = _group_keys(table)
@@ -278,7 +278,7 @@ def _group_problems(table: pa.Table, row_offset: int) -> list[Problem]:
     if dup.any():
         r = np.flatnonzero(dup)
         k = df.iloc[int(r[0])]
-        out.append(Problem("sample", _rows(r + row_offset),
+        out.append(LogProblem("sample", _rows(r + row_offset),
                            f"{int(dup.sum())} duplicate (run_id, step, group, sample) key(s), first "
                            f"{_key((k['run_id'], k['step'], k['group'], k['sample']))}",
                            "give each completion of a group its own sample index 0..G-1"))
@@ -290,31 +290,31 @@ def _group_problems(table: pa.Table, row_offset: int) -> list[Problem]:
     gaps = agg[(agg.nuniq == agg.n) & ((agg.smin != 0) | (agg.smax != agg.n - 1))]
     if len(gaps):
         key = gaps.index[0]
-        out.append(Problem("sample", f"{len(gaps)} group(s), first (run_id, step, group) = {_key(key)}",
+        out.append(LogProblem("sample", f"{len(gaps)} group(s), first (run_id, step, group) = {_key(key)}",
                            f"sample indices run {int(gaps.iloc[0].smin)}..{int(gaps.iloc[0].smax)} for "
                            f"{int(gaps.iloc[0].n)} row(s); expected exactly 0..G-1",
                            "number the completions of each group 0..G-1 with no gaps"))
     multi = agg[agg.prompts > 1]
     if len(multi):
-        out.append(Problem("prompt_id", f"{len(multi)} group(s), first {_key(multi.index[0])}",
+        out.append(LogProblem("prompt_id", f"{len(multi)} group(s), first {_key(multi.index[0])}",
                            "more than one prompt_id in a group", "use one prompt_id per group"))
     singles = agg[agg.n == 1]
     if len(singles):
-        out.append(Problem("sample", f"{len(singles)} group(s), first {_key(singles.index[0])}",
+        out.append(LogProblem("sample", f"{len(singles)} group(s), first {_key(singles.index[0])}",
                            "group of size 1: its advantages are undefined and it has no overlap",
                            "sample G >= 2 completions per prompt to train with GRPO", severity="note"))
     flat = agg[(agg.n > 1) & (agg.rmin == agg.rmax)]
     if len(flat):
-        out.append(Problem("reward", f"{len(flat)} of {len(agg)} group(s)",
+        out.append(LogProblem("reward", f"{len(flat)} of {len(agg)} group(s)",
                            "all rewards of the group are equal, so every advantage is 0",
                            "nothing to fix: these groups carry no policy gradient", severity="note"))
     n_empty = int(agg["n_empty"].sum())
     if n_empty:
-        out.append(Problem("completion_ids", f"{n_empty} row(s)", "empty completion(s)",
+        out.append(LogProblem("completion_ids", f"{n_empty} row(s)", "empty completion(s)",
                            "nothing to fix: they contribute no tokens", severity="note"))
     sizes = agg.n.unique()
     if len(sizes) > 1:
-        out.append(Problem("sample", f"{len(agg)} group(s)",
+        out.append(LogProblem("sample", f"{len(agg)} group(s)",
                            f"group sizes differ: {sorted(int(s) for s in sizes)[:8]}",
                            "nothing to fix: statistics are computed per group", severity="note"))
     return out

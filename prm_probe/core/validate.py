@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pyarrow.compute as pc
 
 from prm_probe.core.rollouts import LogSource, iter_steps, read_metadata, resolve_log
-from prm_probe.core.schema import Problem, find_problems
+from prm_probe.core.schema import LogProblem, find_problems
 from prm_probe.errors import PrmProbeError
 
 __all__ = ["ValidationReport", "validate_log"]
@@ -34,15 +34,15 @@ class ValidationReport:
     rows: int = 0
     groups: int = 0
     steps: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[LogProblem] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
 
     @property
-    def errors(self) -> list[Problem]:
+    def errors(self) -> list[LogProblem]:
         return [p for p in self.problems if p.severity == "error"]
 
     @property
-    def notes(self) -> list[Problem]:
+    def notes(self) -> list[LogProblem]:
         return [p for p in self.problems if p.severity != "error"]
 
     @property
@@ -51,9 +51,9 @@ class ValidationReport:
         return not self.errors
 
 
-def _merge(found: list[tuple[int, Problem]]) -> list[Problem]:
+def _merge(found: list[tuple[int, LogProblem]]) -> list[LogProblem]:
     """Merge findings with the same severity, column and fix that occur in several steps."""
-    merged: dict[tuple[str, str, str], list[tuple[int, Problem]]] = {}
+    merged: dict[tuple[str, str, str], list[tuple[int, LogProblem]]] = {}
     for step_index, p in found:
         merged.setdefault((p.severity, p.column, p.fix), []).append((step_index, p))
     out = []
@@ -61,7 +61,7 @@ def _merge(found: list[tuple[int, Problem]]) -> list[Problem]:
         first = items[0][1]
         steps = {s for s, _ in items}
         if len(steps) > 1:
-            first = Problem(first.column, f"in {len(steps)} steps; first: {first.where}", first.message,
+            first = LogProblem(first.column, f"in {len(steps)} steps; first: {first.where}", first.message,
                             first.fix, first.severity)
         out.append(first)
     out.sort(key=lambda p: p.severity != "error")
@@ -77,7 +77,7 @@ def validate_log(source: str | os.PathLike | LogSource) -> ValidationReport:
         (True, 0)
     """
     report = ValidationReport(source=os.fspath(source) if not isinstance(source, LogSource) else str(source))
-    found: list[tuple[int, Problem]] = []
+    found: list[tuple[int, LogProblem]] = []
     try:
         log = source if isinstance(source, LogSource) else resolve_log(source)
         report.metadata = read_metadata(log)
@@ -87,10 +87,10 @@ def validate_log(source: str | os.PathLike | LogSource) -> ValidationReport:
             report.steps += 1
             report.groups += len(pc.unique(table.column("group")))
     except PrmProbeError as exc:
-        report.problems = [*_merge(found), Problem("-", "whole log", str(exc), "", "error")]
+        report.problems = [*_merge(found), LogProblem("-", "whole log", str(exc), "", "error")]
         return report
     if report.rows == 0:
-        found.append((0, Problem("-", "whole log", f"log '{report.source}' has no rows; expected at least one "
+        found.append((0, LogProblem("-", "whole log", f"log '{report.source}' has no rows; expected at least one "
                                  "completion; check that the run wrote its rollouts", "")))
     report.problems = _merge(found)
     return report

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from prm_probe.core.weightings import PROCESS_SET, UNIFORM
 from prm_probe.errors import ConfigError
 from prm_probe.training.config import TrainConfig
 
@@ -85,7 +86,7 @@ class LockstepRun:
         self.depth = self.policy.depth
         self.k = len(self.policy.actions)
         self.optimizer, self.scheduler = build_optimizer([self.table], config.optim, config.steps)
-        self.other = {"uniform": "process_set", "process_set": "uniform"}[config.loss.weighting]
+        self.other = {UNIFORM: PROCESS_SET, PROCESS_SET: UNIFORM}[config.loss.weighting]
         self.shadow = None
         if shadow:
             self.shadow = torch.nn.Parameter(self.table.detach().clone())

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from prm_probe.core.weightings import PROCESS_SET, UNIFORM
 from prm_probe.training.config import TrainConfig
 
 __all__ = ["ROW_GROUPS", "update_trace"]
@@ -27,7 +28,7 @@ __all__ = ["ROW_GROUPS", "update_trace"]
 #: The groups of table rows the trace reports on.
 ROW_GROUPS = ("root", "target", "other")
 
-_SHORT = {"uniform": "grpo", "process_set": "lambda"}
+_SHORT = {UNIFORM: "grpo", PROCESS_SET: "lambda"}
 
 
 def _row_groups(run) -> dict[str, np.ndarray]:
@@ -73,12 +74,12 @@ def update_trace(config: TrainConfig, labels: dict[str, Any] | None = None):
         row = {**(labels or {}), "algorithm": _SHORT[config.loss.weighting], "step": step,
                "target_probability": record["target_probability"],
                "root_gap": float(last.before[0, first] - last.before[0, 1 - first]),
-               "cos_update": _cos(u["uniform"], u["process_set"]), "cos_grad": _cos(g["uniform"], g["process_set"])}
+               "cos_update": _cos(u[UNIFORM], u[PROCESS_SET]), "cos_grad": _cos(g[UNIFORM], g[PROCESS_SET])}
         for name, idx in groups.items():
             for weighting, short in _SHORT.items():
                 row[f"upd_{name}_{short}"] = float(np.linalg.norm(u[weighting][idx]))
                 row[f"grad_{name}_{short}"] = float(np.linalg.norm(g[weighting][idx]))
-        a, b = u["uniform"][0, first], u["process_set"][0, first]
+        a, b = u[UNIFORM][0, first], u[PROCESS_SET][0, first]
         row["root_sign_agree"] = float(np.sign(a) == np.sign(b)) if a != 0 and b != 0 else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)

@@ -25,6 +25,7 @@ from typing import Any
 
 from prm_probe.core.files import read_jsonl
 from prm_probe.core.runs import RunFolder
+from prm_probe.core.weightings import ALGORITHM_LABELS, PROCESS_SET, UNIFORM
 from prm_probe.errors import ConfigError
 
 __all__ = [
@@ -62,9 +63,9 @@ CONVERGED = 0.5
 
 #: Algorithm key -> (weighting, renormalise, label, run-name part). ``renormalised`` is λ-GRPO divided by the summed
 #: weights instead of the token count: a labelled deviation that removes λ-GRPO's smaller total step.
-ALGORITHM_SPECS = {"uniform": ("uniform", False, "GRPO", "grpo"),
-                   "process_set": ("process_set", False, "λ-GRPO", "lambda"),
-                   "renormalised": ("process_set", True, "λ-GRPO renormalised", "lambdarenorm")}
+ALGORITHM_SPECS = {UNIFORM: (UNIFORM, False, ALGORITHM_LABELS[UNIFORM], "grpo"),
+                   PROCESS_SET: (PROCESS_SET, False, ALGORITHM_LABELS[PROCESS_SET], "lambda"),
+                   "renormalised": (PROCESS_SET, True, f"{ALGORITHM_LABELS[PROCESS_SET]} renormalised", "lambdarenorm")}
 ALGORITHMS = {key: label for key, (_, _, label, _) in ALGORITHM_SPECS.items() if key != "renormalised"}
 
 
@@ -125,7 +126,7 @@ def calibration_specs(*, model: str, settings: Sequence[tuple[str, float]], seed
                       steps: int = 250, rollouts_every: int = 1) -> list[RunSpec]:
     """GRPO on the no-trap control (every non-target path +0.7) at each setting: the calibration of §7.1."""
     return toy_tree_specs(model=model, settings=settings, cells=((1, NO_TRAP),), seeds=seeds, steps=steps,
-                          prefix="calib", rollouts_every=rollouts_every, algorithms=("uniform",))
+                          prefix="calib", rollouts_every=rollouts_every, algorithms=(UNIFORM,))
 
 
 def overlap_specs(*, group_sizes: Sequence[int] = (4, 12), steps: int = 60, task: str = "arithmetic",
@@ -144,7 +145,7 @@ def overlap_specs(*, group_sizes: Sequence[int] = (4, 12), steps: int = 60, task
                "task": {"name": task, "val_size": val_size, "options": dict(task_options or {})},
                "sampling": {"group_size": g, "prompts_per_step": prompts_per_step, "max_new_tokens": max_new_tokens,
                             "temperature": 1.0},
-               "loss": {"weighting": "uniform", "aggregation": "token_mean"},
+               "loss": {"weighting": UNIFORM, "aggregation": "token_mean"},
                "optim": {"lr": lr}, "schedule": {"val_every": val_every}}
         specs.append(RunSpec(f"overlap_G{g}", cfg, {"group_size": g, "algorithm": "GRPO"}))
     return specs

@@ -2,7 +2,7 @@
 
 Shared by the trainer (one batch per step) and ``prm-probe sample`` (probing a checkpoint without
 training). A reward function that raises or returns NaN/inf stops the run with the prompt named
-(:class:`RewardError`): a silently skipped completion would bias the group's advantages.
+(:class:`~prm_probe.errors.RewardError`): a silently skipped completion would bias the group's advantages.
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from prm_probe.errors import ConfigError, PrmProbeError
+from prm_probe.errors import ConfigError, RewardError
 
-__all__ = ["GroupBatch", "RewardError", "batch_table", "check_policy_task", "collect_groups", "get_task_from",
+__all__ = ["GroupBatch", "batch_table", "check_policy_task", "collect_groups", "get_task_from",
            "log_settings", "sample_log", "score_completion"]
-
-
-class RewardError(PrmProbeError):
-    """A task's reward function raised, or returned a value that is not a finite number."""
 
 
 @dataclass
@@ -52,7 +48,8 @@ class GroupBatch:
 
 
 def score_completion(task, problem, text: str, ids: list[int]):
-    """``task.score`` with its failures as :class:`RewardError` (the prompt named) and its values checked finite."""
+    """``task.score`` with its failures as :class:`RewardError` (the prompt named), its values checked finite and
+    the task's ``accuracy_component`` checked present."""
     try:
         score = task.score(problem, text, ids)
     except Exception as exc:  # a user's reward function: report it with the prompt named
@@ -63,6 +60,12 @@ def score_completion(task, problem, text: str, ids: list[int]):
         if not isinstance(value, (int, float)) or not math.isfinite(float(value)):
             raise RewardError(f"reward function of task {task.name!r} returned {key} = {value!r} on prompt "
                               f"{problem.id!r}; expected a finite number; fix the reward function")
+    accuracy = getattr(task, "accuracy_component", None)
+    if accuracy is not None and accuracy not in score.components:
+        raise RewardError(f"reward function of task {task.name!r} returned components "
+                          f"{sorted(score.components) or 'none'} on prompt {problem.id!r}; expected the task's "
+                          f"accuracy_component {accuracy!r}; return it in every Score, or set accuracy_component to "
+                          "None (or to the component that says whether a completion is right)")
     return score
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 
+from prm_probe.core.weightings import UNIFORM, Weighting
 from prm_probe.errors import ConfigError, close_matches
 
 __all__ = [
@@ -100,8 +101,8 @@ class SamplingConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class LossConfig:
-    weighting: Literal["uniform", "process_set"] = _f(
-        "uniform", cli=True, help="uniform = GRPO; process_set = λ-GRPO (each token's objective times 1/|λ|)")
+    weighting: Weighting = _f(  # noqa: RUF009 - a str default; ruff cannot see through the alias
+        UNIFORM, cli=True, help="uniform = GRPO; process_set = λ-GRPO (each token's objective times 1/|λ|)")
     aggregation: Literal["seq_mean", "token_mean", "dr_grpo"] = _f(
         "token_mean", cli=True,
         help="token_mean (the theorem's normaliser), seq_mean (authors' code), dr_grpo (N × max tokens)")

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from prm_probe.core.prm import ADVANTAGE_EPS
+from prm_probe.core.weightings import PROCESS_SET, UNIFORM
 from prm_probe.errors import ConfigError, close_matches
 
 __all__ = [
@@ -36,10 +36,6 @@ __all__ = [
     "per_token_terms",
     "token_weights",
 ]
-
-Weighting = Literal["uniform", "process_set"]
-Aggregation = Literal["seq_mean", "token_mean", "dr_grpo"]
-
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True,
                      eps: float = ADVANTAGE_EPS) -> torch.Tensor:
@@ -111,10 +107,10 @@ def _process_set(mask: torch.Tensor, sizes: torch.Tensor | None) -> torch.Tensor
     return mask / sizes.clamp(min=1).to(mask.dtype)
 
 
-#: weighting name -> f(mask (B, T), sizes (B, T) | None) -> weights (B, T)
+#: weighting name (:mod:`prm_probe.core.weightings`) -> f(mask (B, T), sizes (B, T) | None) -> weights (B, T)
 WEIGHTINGS: dict[str, Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]] = {
-    "uniform": _uniform,
-    "process_set": _process_set,
+    UNIFORM: _uniform,
+    PROCESS_SET: _process_set,
 }
 
 

@@ -9,7 +9,8 @@ Determinism: the seed fixes initialisation (built-in models), data order (a perm
 ``(seed, epoch)``) and sampling (a ``torch.Generator`` seeded from ``(seed, step)``). Dropout is disabled
 in every forward (``model.eval()``), so on CPU a run is bit-for-bit reproducible and a resumed run ends
 with the same metrics as an uninterrupted one. Old log-probs for μ > 1 are recorded once, before any
-update, in eval mode (docs/science.md §9.6). Reward functions that fail stop the run (``collect.RewardError``).
+update, in eval mode (docs/science.md §9.6). Reward functions that fail stop the run
+(:class:`~prm_probe.errors.RewardError`).
 
 Not here: loading models (``models``), tasks (``tasks``), the loss algebra (``losses``).
 """
@@ -343,8 +344,8 @@ def _validate(run: _Run, step: int) -> dict[str, float]:
     gen = torch.Generator(device=run.device).manual_seed(0)
     batch = collect_groups(run.model, run.tokenizer, run.task, run.val_problems, group_size=1, generator=gen,
                            max_new_tokens=s.max_new_tokens, chat_template=s.chat_template, greedy=True)
-    key = "correct" if "correct" in batch.components else ("target" if "target" in batch.components else None)
-    acc = float(np.mean(batch.components[key])) if key else float("nan")
+    key = run.task.accuracy_component  # declared by the task; score_completion checked every score has it
+    acc = float(np.mean(batch.components[key])) if key is not None else float("nan")
     return {"step": step, "val_accuracy": acc, "val_reward_mean": float(np.mean(batch.reward)),
             "val_problems": len(run.val_problems)}
 

@@ -28,6 +28,7 @@ import torch
 import trl
 from trl import GRPOConfig, GRPOTrainer
 
+from prm_probe.core.weightings import PROCESS_SET, UNIFORM
 from prm_probe.errors import ConfigError
 from prm_probe.integrations.trl.loss import lambda_grpo_loss, unsupported_settings
 from prm_probe.integrations.trl.record import RunRecordCallback
@@ -97,7 +98,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
         self.run_record: RunRecordCallback | None = None
         if getattr(self.args, "run_record", True):
             self.run_record = RunRecordCallback(task=getattr(self.args, "task_name", None),
-                                                weighting="process_set" if self.process_set_weighting else "uniform")
+                                                weighting=PROCESS_SET if self.process_set_weighting else UNIFORM)
             self.add_callback(self.run_record)
 
     def _calculate_rewards(self, *args: Any, **kwargs: Any) -> torch.Tensor:

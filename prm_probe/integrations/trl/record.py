@@ -26,6 +26,8 @@ from transformers import TrainerCallback
 
 from prm_probe.core.files import append_jsonl, truncate_jsonl, write_text_atomic
 from prm_probe.core.runs import RunFolder
+from prm_probe.core.weightings import PROCESS_SET, UNIFORM, WEIGHTING_NAMES
+from prm_probe.errors import ConfigError, close_matches
 
 __all__ = ["TRL_SETTINGS", "RunRecordCallback", "metric_name", "trl_settings"]
 
@@ -75,13 +77,17 @@ class RunRecordCallback(TrainerCallback):
     Args:
         task: the task name recorded in ``config.json`` (runs are only compared when it matches).
         task_options: the task's options, recorded beside it.
-        weighting: ``"process_set"`` (λ-GRPO) or ``"uniform"`` (GRPO); default: the trainer config's
+        weighting: ``"process_set"`` (λ-GRPO) or ``"uniform"`` (GRPO), a name of
+            :data:`~prm_probe.core.weightings.WEIGHTING_NAMES`; default: the trainer config's
             ``process_set_weighting`` when it has one, else ``"uniform"``.
         model_name: the model as the user named it; default: the model config's ``_name_or_path``.
     """
 
     def __init__(self, task: str | None = None, task_options: dict[str, Any] | None = None,
                  weighting: str | None = None, model_name: str | None = None) -> None:
+        if weighting is not None and weighting not in WEIGHTING_NAMES:
+            raise ConfigError(f"unknown weighting {weighting!r}; {close_matches(weighting, WEIGHTING_NAMES)}"
+                              f"expected one of {', '.join(WEIGHTING_NAMES)}")
         self.task, self.task_options, self.weighting = task, task_options or {}, weighting
         self.model_name = model_name
 
@@ -89,8 +95,7 @@ class RunRecordCallback(TrainerCallback):
         """The run's ``config.json`` content for TRL arguments ``args``."""
         import trl
 
-        weighting = self.weighting or ("process_set" if getattr(args, "process_set_weighting", False)
-                                       else "uniform")
+        weighting = self.weighting or (PROCESS_SET if getattr(args, "process_set_weighting", False) else UNIFORM)
         g = int(args.num_generations)
         rows_per_step = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
         name = self.model_name or getattr(getattr(model, "config", None), "_name_or_path", None)

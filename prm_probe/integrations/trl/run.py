@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prm_probe.errors import ConfigError
+from prm_probe.errors import CheckpointError, ConfigError
 
-__all__ = ["OPTIONS", "LaunchOption", "build_trainer", "launch_specs", "run", "typed_settings"]
+__all__ = ["OPTIONS", "LaunchOption", "build_trainer", "launch_specs", "load_run_tokenizer", "run", "typed_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,41 @@ def typed_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _hub_offline() -> bool:
+    """Whether the Hugging Face hub is off: ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` now, or when
+    huggingface_hub was imported (it reads them once)."""
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return env.strip().lower() in {"1", "on", "yes", "true"} or bool(constants.HF_HUB_OFFLINE)
+
+
+def load_run_tokenizer(model_path: str):
+    """The tokenizer of ``model_path``: a local folder (or ``tokenizer.json``) only from disk, as ``prm-probe
+    train`` loads it (:func:`prm_probe.training.models.load_tokenizer`, ``local_files_only=True``); a hub id from
+    the local cache alone when the hub is off (``HF_HUB_OFFLINE``), else from the hub.
+
+    Raises:
+        CheckpointError: the folder has no tokenizer, or the hub id cannot be loaded (offline: not cached).
+    """
+    from prm_probe.training.models import load_tokenizer, quiet_transformers
+
+    if Path(model_path).exists():
+        return load_tokenizer(model_path)
+    from transformers import AutoTokenizer
+
+    offline = _hub_offline()
+    try:
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(model_path, local_files_only=offline)
+    except (OSError, ValueError) as exc:
+        where = "in the local Hugging Face cache (HF_HUB_OFFLINE is set)" if offline else "on the Hugging Face hub"
+        raise CheckpointError(f"model {model_path!r} is not a local folder, and its tokenizer was not found {where} "
+                              f"({str(exc).splitlines()[0][:160]}); expected a model folder or a hub id; pass a "
+                              "local folder, 'tiny' or 'smollm2-135m'"
+                              + (", or unset HF_HUB_OFFLINE to download it" if offline else "")) from None
+
+
 def build_trainer(*, model: str, out: str | os.PathLike, settings: Mapping[str, Any] | None = None,
                   **options: Any):
     """The :class:`~prm_probe.integrations.trl.grpo.LambdaGRPOTrainer` of one run.
@@ -142,10 +177,10 @@ def build_trainer(*, model: str, out: str | os.PathLike, settings: Mapping[str, 
 
     Raises:
         ConfigError: an unknown option or setting, or a bad task.
+        CheckpointError: the model's tokenizer cannot be loaded (see :func:`load_run_tokenizer`).
     """
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer
 
     from prm_probe.errors import close_matches
     from prm_probe.integrations.trl.grpo import LambdaGRPOConfig, LambdaGRPOTrainer
@@ -166,7 +201,7 @@ def build_trainer(*, model: str, out: str | os.PathLike, settings: Mapping[str, 
         model_path = str(smollm2_folder())
     else:
         model_path = model
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = load_run_tokenizer(model_path)
     task = get_task(o["task"], seed=o["seed"], train_size=o["train_size"], val_size=0)
     problems = task.problems("train")
     chat = getattr(tokenizer, "chat_template", None) is not None

@@ -2,7 +2,8 @@
 
 A :class:`Task` makes deterministic, disjoint train/validation :class:`Problem` lists from its seed and sizes,
 turns a problem into prompt token ids, and scores a completion into a :class:`Score` (a finite scalar reward
-plus named components, logged as ``reward_<name>``). :func:`get_task` resolves:
+plus named components, logged as ``reward_<name>``; ``accuracy_component`` names the one whose validation mean is
+``val_accuracy``). :func:`get_task` resolves:
 
 * built-ins ``toy-tree`` (docs/science.md §7.1), ``arithmetic`` and ``countdown`` (generated in code, offline);
 * ``reasoning-gym:<name>`` (needs ``reasoning-gym``) and ``jsonl:<path>`` (problem/answer rows, graded by

@@ -21,6 +21,7 @@ class Arithmetic(Task):
     """
 
     name = "arithmetic"
+    accuracy_component = "correct"
     defaults: ClassVar[dict[str, Any]] = {"operations": (2, 3), "operands": (2, 20), "operators": "+-*", "boxed": True}
 
     def __init__(self, **kwargs: Any) -> None:
@@ -61,6 +62,7 @@ class Countdown(Task):
     """
 
     name = "countdown"
+    accuracy_component = "correct"
     defaults: ClassVar[dict[str, Any]] = {"count": (3, 4), "values": (1, 25), "max_target": 1000}
 
     def __init__(self, **kwargs: Any) -> None:

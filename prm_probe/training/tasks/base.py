@@ -56,6 +56,10 @@ class Task:
 
     name: str = "task"
     exact_new_tokens: int | None = None
+    #: the :class:`Score` component that says whether a completion is right (0 or 1): its mean over the
+    #: validation problems is the run's ``val_accuracy``. None: the task has no accuracy (``val_accuracy`` is NaN).
+    #: A task that names one must return it in every score.
+    accuracy_component: ClassVar[str | None] = None
     defaults: ClassVar[dict[str, Any]] = {}
     #: options whose default (None) the seed draws, e.g. the toy tree's ``target``; :meth:`identity` records
     #: the drawn values, so whatever is derived from a run keeps the run's rewards whatever seed it uses

@@ -29,6 +29,7 @@ class ReasoningGym(Task):
     """
 
     name = "reasoning-gym"
+    accuracy_component = "correct"
 
     def __init__(self, dataset_name: str, **kwargs: Any) -> None:
         self.dataset_name = dataset_name
@@ -79,6 +80,7 @@ class JsonlTask(Task):
     """
 
     name = "jsonl"
+    accuracy_component = "correct"
     defaults: ClassVar[dict[str, Any]] = {"problem_field": "problem", "answer_field": "answer", "id_field": None,
                                           "matcher": "math-verify", "instruction": BOXED_INSTRUCTION}
 

@@ -24,6 +24,7 @@ class ToyTree(Task):
     """
 
     name = "toy-tree"
+    accuracy_component = "target"  # the target path T was sampled
     defaults: ClassVar[dict[str, Any]] = {"depth": 4, "n": 1, "r_neg": -1.0, "r_other": 0.7, "actions": ("L", "R"),
                                           "reward": "paper", "target": None}
     seed_drawn: ClassVar[tuple[str, ...]] = ("target",)

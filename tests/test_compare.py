@@ -351,3 +351,24 @@ def test_a_run_kept_with_gzipped_metrics_reads_as_the_original(experiment, tmp_p
     pd.testing.assert_frame_equal(a.metrics, b.metrics)
     pd.testing.assert_frame_equal(a.validation, b.validation)
     assert len(b.validation) > 0
+
+
+def test_summary_and_frame_agree_with_the_other_result_objects(experiment):
+    """summary() is a dict of headline numbers (as OverlapStats.summary() and PrmQuality.summary()) recomputed here
+    from run_summary() and tests(); frame(by) gives the frames by name."""
+    comparison = compare_runs(experiment)
+    s = comparison.summary()
+    runs, tests = comparison.run_summary(), comparison.tests()
+    assert s["metric"] == "val_accuracy" and s["runs"] == len(experiment)
+    for algorithm in comparison.algorithms:
+        part = runs[runs["algorithm"] == algorithm]
+        assert s[f"runs[{algorithm}]"] == len(part)
+        assert s[f"final[{algorithm}]"] == pytest.approx(part["final"].mean())
+    final = tests[tests["quantity"] == "final"].iloc[0]
+    assert s[f"final: {final.algorithm_b} − {final.algorithm_a}"] == pytest.approx(final.difference)
+    assert s["final: welch_p"] == pytest.approx(final.welch_p)
+    pd.testing.assert_frame_equal(comparison.frame("runs"), runs)
+    pd.testing.assert_frame_equal(comparison.frame("tests"), tests)
+    pd.testing.assert_frame_equal(comparison.frame("curves"), comparison.curves())
+    with pytest.raises(ConfigError, match="expected one of runs, tests, curves, overlap"):
+        comparison.frame("nodes")

@@ -36,8 +36,8 @@ from prm_probe.core.weightings import ALGORITHM_LABELS, UNIFORM
 from prm_probe.errors import CheckpointError
 
 __all__ = ["MATCHED_SETTINGS", "Labels", "Run", "RunFolder", "algorithm_label", "checkpoint_dirs",
-           "config_differences", "is_run_dir", "latest_checkpoint", "load_run", "model_source", "part_name",
-           "part_step", "run_of", "task_differences"]
+           "config_differences", "describe_differences", "flat_settings", "is_run_dir", "latest_checkpoint",
+           "load_run", "model_source", "part_name", "part_step", "run_of", "setting_of", "task_differences"]
 
 log = logging.getLogger(__name__)
 
@@ -166,18 +166,25 @@ def model_source(path: str | os.PathLike) -> str:
     return str(ckpt / "model")
 
 
-def _setting(config: Mapping[str, Any], dotted: str) -> Any:
+def setting_of(config: Mapping[str, Any], dotted: str) -> Any:
+    """The value of a dotted key (``"sampling.group_size"``) in a run's config; None where it is missing.
+
+    Example:
+        >>> setting_of({"sampling": {"group_size": 8}}, "sampling.group_size"), setting_of({}, "steps")
+        (8, None)
+    """
     value: Any = config
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, Mapping) else None
     return value
 
 
-def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_settings(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level of dotted keys (empty tables kept as values)."""
     out: dict[str, Any] = {}
     for key, value in config.items():
         nested = isinstance(value, Mapping) and value
-        out.update(_flat(value, f"{prefix}{key}.") if nested else {f"{prefix}{key}": value})
+        out.update(flat_settings(value, f"{prefix}{key}.") if nested else {f"{prefix}{key}": value})
     return out
 
 
@@ -185,7 +192,8 @@ def _show(value: Any) -> str:
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
 
 
-def _describe(differences: Mapping[str, list[Any]]) -> str:
+def describe_differences(differences: Mapping[str, list[Any]]) -> str:
+    """``key (a vs b); ...`` for settings that differ between runs (as :func:`config_differences` gives them)."""
     return "; ".join(f"{k} ({' vs '.join(map(_show, v))})" for k, v in differences.items())
 
 
@@ -196,9 +204,9 @@ def algorithm_label(config: Mapping[str, Any]) -> str:
         >>> algorithm_label({"loss": {"weighting": "process_set", "renormalise": True}})
         'λ-GRPO (renormalised)'
     """
-    weighting = _setting(config, "loss.weighting") or UNIFORM
+    weighting = setting_of(config, "loss.weighting") or UNIFORM
     name = ALGORITHM_LABELS.get(weighting, str(weighting))
-    return name + (" (renormalised)" if _setting(config, "loss.renormalise") else "")
+    return name + (" (renormalised)" if setting_of(config, "loss.renormalise") else "")
 
 
 @dataclass
@@ -316,7 +324,7 @@ def config_differences(runs: Sequence[Run], keys: Sequence[str] = MATCHED_SETTIN
     """Settings among ``keys`` on which ``runs`` disagree, each with its distinct values in order of appearance."""
     out = {}
     for key in keys:
-        values = list({_show(_setting(r.config, key)): _setting(r.config, key) for r in runs}.values())
+        values = list({_show(setting_of(r.config, key)): setting_of(r.config, key) for r in runs}.values())
         if len(values) > 1:
             out[key] = values
     return out

@@ -42,12 +42,12 @@ from prm_probe.core.runs import (
     MATCHED_SETTINGS,
     Labels,
     Run,
-    _describe,
-    _flat,
-    _setting,
     algorithm_label,
     config_differences,
+    describe_differences,
+    flat_settings,
     load_run,
+    setting_of,
     task_differences,
 )
 from prm_probe.errors import CheckpointError, ConfigError, close_matches
@@ -242,8 +242,32 @@ class RunComparison:
                    "difference", "welch_t", "welch_p", "mannwhitney_u", "mannwhitney_p", "hedges_g", "note"]
         return pd.DataFrame(rows, columns=columns)
 
-    summary = run_summary
-    to_frame = curves
+    def summary(self, metric: str | None = None) -> dict[str, Any]:
+        """Headline numbers, as :meth:`OverlapStats.summary() <prm_probe.core.stats.OverlapStats.summary>` gives
+        them for a log: ``metric``, ``runs``, ``runs[<algorithm>]``, the mean over seeds of each summary quantity
+        per algorithm (``final[λ-GRPO]``, ...), and for each pair of algorithms the difference B − A of each
+        quantity and its Welch p (``final: λ-GRPO − GRPO``, ``final: welch_p``, ...)."""
+        metric = metric or self.metric
+        runs, tests = self.run_summary(metric), self.tests(metric)
+        out: dict[str, Any] = {"metric": metric, "runs": len(self.runs)}
+        for a in self.algorithms:
+            part = runs[runs["algorithm"] == a]
+            out[f"runs[{a}]"] = len(part)
+            out.update({f"{q}[{a}]": float(part[q].mean()) for q in QUANTITIES})
+        for t in tests.itertuples():
+            out[f"{t.quantity}: {t.algorithm_b} − {t.algorithm_a}"] = float(t.difference)
+            out[f"{t.quantity}: welch_p"] = float(t.welch_p)
+        return out
+
+    def frame(self, by: str = "runs", metric: str | None = None) -> pd.DataFrame:
+        """``runs`` (:meth:`run_summary`), ``tests``, ``curves`` or ``overlap``, as the other result objects'
+        ``frame(by)``."""
+        frames = {"runs": self.run_summary, "tests": self.tests, "curves": self.curves}
+        if by == "overlap":
+            return self.overlap()
+        if by not in frames:
+            raise ConfigError(f"by={by!r}; expected one of runs, tests, curves, overlap; fix it")
+        return frames[by](metric)
 
     def to_markdown(self, metric: str | None = None) -> str:
         """A Markdown report: runs, per-algorithm results (mean ± sd over seeds), tests, definitions, skips."""
@@ -252,11 +276,11 @@ class RunComparison:
         first = self.runs[0].config
         counts = ", ".join(f"{a}: {sum(r.algorithm == a for r in self.runs)}" for a in self.algorithms)
         lines = [f"# Run comparison: {metric}", "",
-                 f"{len(self.runs)} runs ({counts}); task {_setting(first, 'task.name')}, model "
-                 f"{_setting(first, 'model.name')}, G = {_setting(first, 'sampling.group_size')}, "
-                 f"{_setting(first, 'steps')} steps."]
+                 f"{len(self.runs)} runs ({counts}); task {setting_of(first, 'task.name')}, model "
+                 f"{setting_of(first, 'model.name')}, G = {setting_of(first, 'sampling.group_size')}, "
+                 f"{setting_of(first, 'steps')} steps."]
         if self.differences:
-            lines.append(f"Settings differ (compared with --force): {_describe(self.differences)}.")
+            lines.append(f"Settings differ (compared with --force): {describe_differences(self.differences)}.")
         lines += ["", "## Per algorithm (mean ± sd over seeds)", ""]
         head = ["algorithm", "runs", "peak", "peak_step", "step_to_95", "final", "auc"]
         body = []
@@ -354,15 +378,16 @@ def compare_runs(paths: Sequence[str | os.PathLike], labels: Labels | None = Non
         raise CheckpointError(f"none of the {len(skipped)} run folder(s) could be read{reason}")
     differences = {**config_differences(runs), **task_differences(runs)}
     if differences and not force:
-        raise ConfigError(f"runs differ in {_describe(differences)}; expected the same settings apart from "
+        raise ConfigError(f"runs differ in {describe_differences(differences)}; expected the same settings apart from "
                           "algorithm and seed, and the same task for the runs of one seed; pass --force to compare "
                           "anyway")
     if differences:
-        log.warning("comparing runs that differ in %s (--force)", _describe(differences))
+        log.warning("comparing runs that differ in %s (--force)", describe_differences(differences))
     for algorithm in dict.fromkeys(r.algorithm for r in runs):
         group = [r for r in runs if r.algorithm == algorithm]
-        keys = sorted(k for k in set().union(*(_flat(r.config) for r in group)) if not k.startswith(_POOLING_EXEMPT))
+        keys = sorted(k for k in set().union(*(flat_settings(r.config) for r in group))
+                      if not k.startswith(_POOLING_EXEMPT))
         if mixed := config_differences(group, keys):
             log.warning("runs labelled %s differ in %s but are pooled as its seeds; separate them with --label",
-                        algorithm, _describe(mixed))
+                        algorithm, describe_differences(mixed))
     return RunComparison(runs, metric=metric, n_boot=n_boot, seed=seed, skipped=skipped, differences=differences)

@@ -372,3 +372,17 @@ def test_summary_and_frame_agree_with_the_other_result_objects(experiment):
     pd.testing.assert_frame_equal(comparison.frame("curves"), comparison.curves())
     with pytest.raises(ConfigError, match="expected one of runs, tests, curves, overlap"):
         comparison.frame("nodes")
+
+
+def test_a_metric_with_one_point_per_run_is_warned_about(tmp_path, caplog):
+    """Runs that validate only at the end: the default metric has one point per run, which is said, with the fix."""
+    runs = [_write_run(tmp_path / f"{w}{s}", weighting=w, seed=s, curve=[0.5 + 0.1 * s], val_steps=[STEPS - 1])
+            for w in ("uniform", "process_set") for s in range(2)]
+    with caplog.at_level(logging.WARNING):
+        compare_runs(runs)
+    (message,) = [r.getMessage() for r in caplog.records if "value(s) per run" in r.getMessage()]
+    assert message.startswith("metric 'val_accuracy' has 1 value(s) per run") and "--metric reward_mean" in message
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        compare_runs(runs, metric="reward_mean")  # logged every step: nothing to warn about
+    assert not [r for r in caplog.records if "value(s) per run" in r.getMessage()]

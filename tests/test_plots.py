@@ -253,3 +253,35 @@ def test_import_does_not_load_matplotlib():
             "bad = [m for m in ('matplotlib', 'seaborn') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_single_step_log_is_drawn_and_said_not_left_empty():
+    """One step: both fractions are visible markers, and the axes say it is one step with its values."""
+    import pandas as pd
+
+    from prm_probe.views.plots import plot_nontrivial_fraction
+
+    ax = plot_nontrivial_fraction(pd.DataFrame({"step": [0], "nontrivial_fraction": [0.875],
+                                                "proper_branching_fraction": [0.5]}))
+    assert [line.get_marker() for line in ax.lines[:2]] == ["o", "o"]
+    assert [line.get_ydata().tolist() for line in ax.lines[:2]] == [[0.875], [0.5]]
+    (note,) = [t.get_text() for t in ax.texts]
+    assert note == "one step in this log (step 0):\nF1 = 87.5%, F2 = 50.0%"
+    two = plot_nontrivial_fraction(pd.DataFrame({"step": [0, 1], "nontrivial_fraction": [0.5, 1.0],
+                                                 "proper_branching_fraction": [0.5, 0.5]}), ax=None)
+    assert two is ax  # ax=None: the current Axes, as matplotlib does
+
+
+def test_ax_none_draws_on_the_current_axes_and_save_can_close(tmp_path):
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from prm_probe.views.plots import plot_size_histogram, save_figure
+
+    fig, ax = plt.subplots()
+    drawn = plot_size_histogram(pd.DataFrame({"process_set_size": [1, 2], "tokens": [5, 3]}))
+    assert drawn is ax and plt.get_fignums() == [fig.number]
+    save_figure(fig, tmp_path / "h")
+    assert plt.get_fignums() == [fig.number]  # kept open by default
+    written = save_figure(fig, tmp_path / "h", close=True)
+    assert plt.get_fignums() == [] and all(p.is_file() for p in written)

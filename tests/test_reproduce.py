@@ -220,6 +220,13 @@ def test_demo_reduced(tmp_path):
     assert "GRPO vs λ-GRPO" in text and "non-trivial groups" in text and "tabular policy" in text
     for name in ("toy_tree_curves_tabular.png", "size_histogram.png", "group_trie.png", "comparison/summary.md"):
         assert (tmp_path / "demo" / name).is_file(), name
+    # every figure the demo writes is linked from the report, and every link leads to a file
+    links = set(re.findall(r"\]\(([^)]+)\)", text))
+    written = {str(p.relative_to(tmp_path / "demo")) for p in (tmp_path / "demo").rglob("*.png")
+               if "runs" not in p.parts}
+    assert written <= links, written - links
+    assert all((tmp_path / "demo" / link).is_file() for link in links), links
+    assert "**4 steps is a smoke test**" in text
 
     final = {}  # (algorithm, seed) -> exact π(T) at the run's last step
     for run in (tmp_path / "demo" / "runs").iterdir():
@@ -254,3 +261,45 @@ def test_cli_figures_and_bad_experiment_name(tmp_path, capsys):
     assert (tmp_path / "group_trie.png").is_file()
     with pytest.raises(SystemExit):
         main(["experiment", "toytree"])
+
+
+@pytest.mark.parametrize("argv", [["--steps", "-1"], ["--seeds", "0"], ["--workers", "0"], ["--log", "nope.parquet"]])
+def test_demo_refuses_bad_settings_before_any_folder(argv, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("prm-probe: error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_demo_announces_its_stages_on_stderr(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--seeds", "1", "--steps", "2", "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    for stage in ("training GRPO and λ-GRPO", "tables and figures", "overlap statistics"):
+        assert f"prm-probe demo: {stage}" in err, stage
+
+
+def test_the_trie_figure_says_when_it_shows_token_ids(tmp_path, monkeypatch):
+    """Without a loadable tokenizer the trie's spans are token ids and its title says so; with one they are text."""
+    import matplotlib.pyplot as plt
+
+    from prm_probe.experiments import reproduce
+    from prm_probe.training.models import char_tokenizer
+
+    titles = []
+
+    def spy(fig, path):
+        titles.append([ax.get_title() for ax in fig.axes])
+        plt.close(fig)
+        return [path]
+
+    monkeypatch.setattr(reproduce, "_save", spy)
+    reproduce.log_figures(SAMPLE_LOG, tmp_path)  # the synthetic log's recorded tokenizer is not a loadable one
+    (title,) = [t for t in titles[-1] if t.startswith("trie of step")]
+    assert "; spans as token ids (its tokenizer 'none (synthetic ids 3..999)' is not available offline" in title
+    tok = char_tokenizer()
+    folder = tmp_path / "tok"
+    tok.save_pretrained(folder)
+    reproduce.log_figures(SAMPLE_LOG, tmp_path, tokenizer=str(folder))
+    assert not any("token ids" in t for t in titles[-1])
+    plt.close("all")

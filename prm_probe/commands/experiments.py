@@ -49,7 +49,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from prm_probe.experiments.reproduce import demo
 
     seeds, steps = (3, 60) if args.quick else (args.seeds, args.steps)
-    report = demo(args.out, log=args.log, seeds=seeds, steps=steps, workers=args.workers, progress=progress(args))
+    # progress on stderr whenever not -q (also when stderr is not a terminal: the demo runs for minutes)
+    report = demo(args.out, log=args.log, seeds=seeds, steps=steps, workers=args.workers, progress=not args.quiet)
     print(f"demo report: {report.resolve()}")
     return 0
 
@@ -91,5 +92,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--seeds", type=int, default=10, help="seeds per algorithm (default 10)")
     p.add_argument("--steps", type=int, default=250, help="steps per run (default 250, as in the paper)")
     p.add_argument("--workers", type=int, help="runs in parallel (default: the number of cores)")
-    p.add_argument("--quick", action="store_true", help="3 seeds × 60 steps, for a smoke test")
+    p.add_argument("--quick", action="store_true",
+                   help="3 seeds × 60 steps: a smoke test (λ-GRPO needs the default 250 steps to learn)")
     p.set_defaults(func=cmd_demo, extras=("train", "plots"))

@@ -1,15 +1,17 @@
 """Regenerating the paper's evidence: the toy-tree and overlap-dynamics experiments, every figure, the demo.
 
-Each driver runs its sweep (``experiments``), writes its tables (CSV and Markdown) and raw data next to the
-runs, and draws its figures (``plots``) into a figures folder. :func:`make_figures` redraws every figure
-from data already on disk without training. :func:`demo` is the README's main command: a reduced toy-tree
-comparison plus the overlap statistics and implied PRM of the bundled real log, with a short report.
+Each driver runs its sweep (:mod:`prm_probe.experiments.sweeps`), writes its tables (CSV and Markdown) and raw data
+next to the runs, and draws its figures (:mod:`prm_probe.views.plots`) into a figures folder. :func:`make_figures`
+redraws every figure from data already on disk without training. :func:`demo` is the README's main command: a
+reduced toy-tree comparison plus the overlap statistics and implied PRM of the bundled real log, with a short
+report.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from prm_probe.core.files import read_jsonl, write_text_atomic
+from prm_probe.core.rollouts import BUNDLED_LOG
 from prm_probe.core.runs import RunFolder, is_run_dir
 from prm_probe.experiments.sweeps import (
     CELLS,
@@ -36,9 +39,6 @@ __all__ = ["BUNDLED_LOG", "TOY_PLANS", "ToyPlan", "demo", "log_figures", "make_f
 
 logger = logging.getLogger(__name__)
 
-#: The real SmolLM2 log shipped in the repository (present in a clone or an editable install).
-#: The bundled real log (SmolLM2-135M-Instruct on one-operation addition), shipped inside the package.
-BUNDLED_LOG = Path(__file__).resolve().parents[1] / "data" / "sample_rollouts.parquet"
 
 #: The learning rate of the overlap-dynamics stand-in (Adam), the tiny-gpt2 calibration's pick.
 TOY_LR = 3e-4
@@ -122,9 +122,10 @@ def _md(frame, columns: Sequence[str]) -> str:
 
 
 def _save(fig, path: Path) -> list[Path]:
+    """Write a figure the experiments drew (PNG and PDF) and close it, so the next one starts on fresh axes."""
     from prm_probe.views.plots import save_figure
 
-    return save_figure(fig, path)
+    return save_figure(fig, path, close=True)
 
 
 def _ci(row, column: str, signed: bool = False) -> str:
@@ -464,15 +465,31 @@ def log_figures(log: str | os.PathLike, figures: str | os.PathLike, *, tokenizer
         written["nontrivial_fraction"] = _save(ax.figure, figs / "nontrivial_fraction")[0]
         step, group, run_id = _busiest_group(stats)
         trie = GroupTrie.from_log(log, step, group, run_id)
-        decode = None
-        if tokenizer:
-            from prm_probe.training.models import load_decoder
-
-            decode = load_decoder(tokenizer)
+        decode, why = _decoder(log, tokenizer)
         ax = draw_trie(trie, decode=decode)
-        ax.set_title(f"trie of step {step}, group {group} ({len(trie)} completions)")
+        ax.set_title(f"trie of step {step}, group {group} ({len(trie)} completions)"
+                     + (f"; spans as token ids ({why})" if decode is None else ""))
         written["trie"] = _save(ax.figure, figs / "group_trie")[0]
     return written
+
+
+def _decoder(log: str | os.PathLike, tokenizer: str | None):
+    """``(decode, None)`` for the given tokenizer, else for the one the log records when it loads offline (a path
+    or a built-in name such as ``smollm2-135m``); ``(None, why)`` when there is none."""
+    from prm_probe.core.rollouts import read_metadata
+    from prm_probe.errors import PrmProbeError
+    from prm_probe.training.models import load_decoder
+
+    if tokenizer:
+        return load_decoder(tokenizer), None
+    recorded = read_metadata(log).get("tokenizer", "")
+    if not recorded:
+        return None, "the log records no tokenizer; pass --tokenizer"
+    try:
+        return load_decoder(recorded), None
+    except (PrmProbeError, OSError, ImportError, ValueError) as exc:
+        logger.info("the log's tokenizer %r does not load offline (%s): the trie shows token ids", recorded, exc)
+        return None, f"its tokenizer {recorded!r} is not available offline; pass --tokenizer"
 
 
 def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike, *,
@@ -517,8 +534,9 @@ def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike
 #: The demo's toy-tree setting: the tabular policy (no function approximation, ~1 s a run) with plain SGD at a
 #: learning rate where the full sweep (figures/README.md) shows GRPO and λ-GRPO apart within 250 steps.
 DEMO_SETTING: Setting = ("sgd", 1.0)
-DEMO_WHY = ("the tabular policy isolates the algorithm from function approximation and learns within 250 steps; "
-            "under plain SGD the 1/|λ| weights slow the trap's shared first action relative to the rows below it "
+DEMO_WHY = ("the tabular policy isolates the algorithm from function approximation; at 250 steps (the default) "
+            "λ-GRPO ends with π(T) >= 0.5 in all 60 seeds of the full sweep; under plain SGD the 1/|λ| weights slow "
+            "the trap's shared first action relative to the rows below it "
             "(Adam normalises each parameter's step and so equalises those speeds), and at this learning rate the "
             "full 60-seed sweep separates the two algorithms")
 
@@ -529,14 +547,25 @@ def demo(out: str | os.PathLike, *, log: str | os.PathLike | None = None, seeds:
     at :data:`DEMO_SETTING`, the overlap statistics and implied PRM of the bundled real log, figures, and
     ``report.md``; returns the report's path."""
     from prm_probe.core.stats import overlap_stats
+    from prm_probe.errors import ConfigError
     from prm_probe.views.compare import compare_runs
 
+    for name, value in (("seeds", seeds), ("steps", steps), ("workers", 1 if workers is None else workers)):
+        if int(value) < 1:  # refused before any folder is made
+            raise ConfigError(f"--{name} {value}; expected at least 1; raise it")
+    source = Path(log) if log is not None else BUNDLED_LOG
+    if log is not None and not source.exists():
+        raise ConfigError(f"--log {log} does not exist; expected a rollout log; check the path (or leave --log out "
+                          "for the bundled one)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     optimizer, lr = DEMO_SETTING
+    phase = _phases(progress)
+    phase(f"training GRPO and λ-GRPO on the toy tree ({seeds} seeds each, {steps} steps)")
     specs = toy_tree_specs(model="tabular", settings=(DEMO_SETTING,), cells=(FIGURE_CELL,), seeds=range(seeds),
                            steps=steps, prefix="demo", rollouts_every=0)
     runs = run_specs(specs, out, workers=workers, progress=progress)
+    phase("tables and figures of the runs")
     curves = target_curves(specs, out)
     outcomes = run_outcomes(curves, last=min(50, steps))
     table = toy_tree_table(outcomes)
@@ -555,14 +584,18 @@ def demo(out: str | os.PathLike, *, log: str | os.PathLike | None = None, seeds:
              "λ-GRPO with GPT-2-small), and the exact probability π(T) of the policy at the last step (final); "
              "converged: seeds ending with π(T) >= 0.5:", "",
              outcome_markdown(table, []),
+             *([f"**{steps} steps is a smoke test**: the full demo trains 250 steps, where λ-GRPO has learned "
+                "the target; these numbers have not converged.", ""] if steps < 250 else []),
              "Per seed, exact π(T) at the last step:", "",
              _md(per_seed.reset_index(), ["seed", *per_seed.columns]),
              "![exact π(T) per seed](toy_tree_curves_tabular.png)", "",
+             "The mean exact π(T) per algorithm over the seeds, with a bootstrap 95 % band:", "",
+             "![mean π(T) per algorithm](comparison/curves_target_probability.png)", "",
              "Per-run peaks and tests: [comparison/summary.md](comparison/summary.md). The full sweep over models, "
              "optimisers and learning rates: `prm-probe experiment toy-tree --model tabular` (and `--model "
              "tiny-gpt2`, `--model smollm2-135m`).", ""]
-    source = Path(log) if log is not None else BUNDLED_LOG
     if source.exists():
+        phase(f"overlap statistics and implied PRM of {source.name}")
         stats = overlap_stats(source)
         s = stats.summary()
         figures.update(log_figures(source, out, stats=stats))
@@ -577,8 +610,25 @@ def demo(out: str | os.PathLike, *, log: str | os.PathLike | None = None, seeds:
                   f"| gradient-mass ratio Σ 1/\\|λ\\| / Σ 1 | {s['gradient_mass_ratio']:.3f} |", "",
                   "The paper reports 99.8% non-trivial groups (G = 6, DeepSeek-R1-Distill-Qwen-1.5B on OpenRS).", "",
                   "![|λ| histogram](size_histogram.png)", "",
+                  "The share of non-trivial groups per step:", "", "![non-trivial groups](nontrivial_fraction.png)",
+                  "",
                   "The implied PRM of the busiest group whose rewards differ (boxes coloured by the PRM-aware "
                   "advantage A):", "", "![trie](group_trie.png)", ""]
     else:
         lines += [f"(No bundled log at {source}: pass --log to add the overlap statistics of a log.)", ""]
+    phase(None)
     return write_text_atomic(out / "report.md", "\n".join(lines))
+
+
+def _phases(progress: bool):
+    """``phase(text)`` announces a stage of the demo on stderr (through tqdm, so it does not break its bars);
+    ``phase(None)`` ends; a no-op without ``progress``."""
+    if not progress:
+        return lambda text: None
+    from tqdm.auto import tqdm
+
+    def phase(text: str | None) -> None:
+        if text is not None:
+            tqdm.write(f"prm-probe demo: {text} ...", file=sys.stderr)
+
+    return phase

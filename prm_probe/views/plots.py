@@ -1,9 +1,10 @@
 """Figures: ``plot_*`` functions over the tidy frames of ``stats``/``prm``, a house ``theme()`` and ``save_figure``.
 
-Seaborn-style API. Axes-level functions take a tidy DataFrame first, column names as keyword-only
-arguments and an optional ``ax`` (``None`` makes a new figure), forward extra keywords to matplotlib and
-return the Axes; figure-level wrappers (:func:`plot_target_frequency`, :func:`plot_overlap_dynamics`)
-return the Figure. GRPO and λ-GRPO always get the colours of :data:`ALGORITHM_COLORS`.
+Seaborn-style API. Axes-level functions take a tidy DataFrame first, column names as keyword-only arguments and an
+optional ``ax`` (``None``: the current Axes, ``plt.gca()``, as matplotlib and seaborn do), forward extra keywords
+to matplotlib and return the Axes; figure-level wrappers (:func:`plot_target_frequency`,
+:func:`plot_overlap_dynamics`) return the Figure. GRPO and λ-GRPO always get the colours of
+:data:`ALGORITHM_COLORS`.
 
 This module draws only: means, medians and bootstrap bands are input columns computed elsewhere
 (``stats``, ``compare``). No function calls ``show()`` or ``savefig()``; :func:`save_figure` writes files.
@@ -85,13 +86,15 @@ def _hue_colors(levels: Sequence[object]) -> dict[object, str]:
     return out
 
 
-def save_figure(fig: Figure, path: str | os.PathLike) -> list[Path]:
-    """Write ``fig`` as PNG (200 dpi) and PDF side by side, each atomically; close nothing.
+def save_figure(fig: Figure, path: str | os.PathLike, *, close: bool = False) -> list[Path]:
+    """Write ``fig`` as PNG (200 dpi) and PDF side by side, each atomically.
 
     Args:
         fig: the figure.
         path: ``figures/x``, ``figures/x.png`` or ``figures/x.pdf``; all give ``figures/x.png`` and
             ``figures/x.pdf``. Any other suffix is kept as part of the name (``x.v2`` → ``x.v2.png``).
+        close: close the figure once written (what code that draws many figures to files wants; the Figure
+            object stays readable).
 
     Returns:
         The two paths written, PNG first.
@@ -104,6 +107,10 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> list[Path]:
         with atomic_path(final) as tmp:
             fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
         written.append(final)
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return written
 
 
@@ -115,12 +122,18 @@ def _require(data: pd.DataFrame, *columns: str | None) -> None:
                           "pass the column names as keywords (x=, y=, hue=, ...)")
 
 
-def _axes(ax: Axes | None) -> Axes:
+def _axes(ax: Axes | None, size: tuple[float, float] = (5.0, 3.4)) -> Axes:
+    """``ax``, or the current Axes (a new figure of ``size`` when there is none, or when the current figure is
+    still empty it is given that size)."""
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(5.0, 3.4))[1]
+    fresh = not plt.get_fignums()
+    ax = plt.gca()
+    if fresh or (len(ax.figure.axes) == 1 and not ax.has_data() and not ax.texts):
+        ax.figure.set_size_inches(size)
+    return ax
 
 
 def _levels(data: pd.DataFrame, hue: str | None) -> list[tuple[object, pd.DataFrame]]:
@@ -146,7 +159,7 @@ def plot_curves(data: pd.DataFrame, *, x: str = "step", y: str = "value", hue: s
             (e.g. a bootstrap CI computed in ``compare``). Rows with a missing ``y`` are skipped.
         x, y, hue: column names (``hue=None``: one line).
         lower, upper: band columns, both or neither.
-        ax: the Axes to draw on; ``None`` makes a new figure.
+        ax: the Axes to draw on; ``None``: the current Axes (``plt.gca()``; a new figure when there is none).
         **kwargs: ``xlabel``, ``ylabel``, ``title``; the rest go to ``Axes.plot``.
 
     Returns:
@@ -180,7 +193,7 @@ def plot_runs(data: pd.DataFrame, *, x: str = "step", y: str = "value", hue: str
     Args:
         data: one row per (hue level, unit, x); columns ``x``, ``y``, ``units`` and ``hue``.
         x, y, hue, units: column names.
-        ax: the Axes to draw on; ``None`` makes a new figure.
+        ax: the Axes to draw on; ``None``: the current Axes (``plt.gca()``; a new figure when there is none).
         **kwargs: ``xlabel``, ``ylabel``, ``title``; the rest go to ``Axes.plot``.
 
     Returns:
@@ -353,7 +366,7 @@ def plot_size_histogram(data: pd.DataFrame, *, x: str = "process_set_size", weig
         data: the ``histogram`` frame of ``stats``: columns ``process_set_size`` and ``tokens``; rows with
             the same size (several steps or runs) are summed, so filter first to show one step.
         x, weight: column names.
-        ax: the Axes to draw on; ``None`` makes a new figure.
+        ax: the Axes to draw on; ``None``: the current Axes (``plt.gca()``; a new figure when there is none).
         log: log-scaled y axis.
         **kwargs: ``xlabel``, ``ylabel``, ``title``; the rest go to ``Axes.bar``.
 
@@ -386,7 +399,7 @@ def plot_nontrivial_fraction(data: pd.DataFrame, *, x: str = "step", ax: Axes | 
         data: the ``steps`` frame of ``stats``: columns ``x``, ``nontrivial_fraction`` and
             ``proper_branching_fraction`` (docs/science.md §6.3).
         x: the step column.
-        ax: the Axes to draw on; ``None`` makes a new figure.
+        ax: the Axes to draw on; ``None``: the current Axes (``plt.gca()``; a new figure when there is none).
         **kwargs: ``xlabel``, ``ylabel``, ``title``; the rest go to ``Axes.plot``.
 
     Returns:
@@ -397,12 +410,18 @@ def plot_nontrivial_fraction(data: pd.DataFrame, *, x: str = "step", ax: Axes | 
     kwargs.setdefault("ylabel", "fraction of groups")
     _labels(ax, kwargs, x, None)
     part = data.sort_values(x)
+    single = len(part) == 1  # a line through one point draws nothing: mark it and say so
     for column, label, color, style in (("nontrivial_fraction", "F1: some token shared", _MEAN_MEDIAN[0], "-"),
                                         ("proper_branching_fraction", "F2: proper branching", _MEAN_MEDIAN[1], "--")):
         ok = part[column].notna()
+        extra = {"marker": "o", "markersize": 9 if style == "-" else 6} if single else {}
         ax.plot(part.loc[ok, x].to_numpy(), part.loc[ok, column].to_numpy(),
-                **{"label": label, "color": color, "linestyle": style, **kwargs})
+                **{"label": label, "color": color, "linestyle": style, **extra, **kwargs})
     _fraction_axis(ax)
+    if single:
+        f1, f2 = (float(part[c].iloc[0]) for c in ("nontrivial_fraction", "proper_branching_fraction"))
+        ax.text(0.5, 0.5, f"one step in this log (step {part[x].iloc[0]}):\nF1 = {f1:.1%}, F2 = {f2:.1%}",
+                transform=ax.transAxes, ha="center", va="center", fontsize=10, color="0.25")
     ax.legend()
     return ax
 
@@ -501,7 +520,8 @@ def draw_trie(trie: GroupTrie, *, decode: Callable[[list[int]], str] | None = No
         trie: the group, e.g. ``GroupTrie.from_completions(ids, rewards=r)``; its ``node_table()`` gives
             ``node, parent, depth, size, members`` and, with rewards, ``step_reward, prm_advantage``.
         decode: turns a span's token ids into text (e.g. ``tokenizer.decode``).
-        ax: the Axes to draw on; ``None`` makes a new figure sized to the tree.
+        ax: the Axes to draw on; ``None``: the current Axes (``plt.gca()``), whose figure is sized to the tree
+            when it holds nothing else yet.
         max_chars: spans are shortened to this many characters.
 
     Returns:
@@ -516,8 +536,8 @@ def draw_trie(trie: GroupTrie, *, decode: Callable[[list[int]], str] | None = No
     n_leaves = sum(1 for k in range(len(parents)) if k not in parents) or 1
     depth = table["depth"].astype(int).to_numpy()
     if ax is None:
-        size = (2.0 + 1.6 * (int(depth.max(initial=0)) + 1), 1.0 + 0.75 * n_leaves)
-        ax = plt.subplots(figsize=size, layout="constrained")[1]
+        ax = _axes(None, (2.0 + 1.6 * (int(depth.max(initial=0)) + 1), 1.0 + 0.75 * n_leaves))
+        ax.figure.set_layout_engine("constrained")
     has_a = "prm_advantage" in table.columns
     adv = table["prm_advantage"].to_numpy(dtype=float) if has_a else np.full(len(table), np.nan)
     bound = float(np.nanmax(np.abs(adv))) if np.isfinite(adv).any() and np.nanmax(np.abs(adv)) > 0 else 1.0

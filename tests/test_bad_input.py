@@ -416,3 +416,15 @@ def test_all_equal_rewards_pass_validation_with_a_note(tmp_path, capsys):
     assert result.groups["zero_variance"].all()
     assert main(["stats", str(path), "-q"]) == 0
     assert "Warning" not in capsys.readouterr().err
+
+
+def test_a_csv_given_as_a_log_points_at_the_generic_importer(tmp_path, capsys):
+    path = tmp_path / "rollouts.csv"
+    path.write_text("step,prompt,completion,reward\n0,1+1,2,1.0\n")
+    for verb in (["stats"], ["validate"], ["prm", "--step", "0", "--group", "0"]):
+        assert main([verb[0], str(path), *verb[1:]]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(
+            f"prm-probe: error: file '{path}' is a CSV table; expected a Parquet or JSONL rollout log; convert it "
+            f"with `prm-probe import generic {path} -o LOG.parquet --tokenizer TOK` (map its columns with --field "
+            "completion=COLUMN and the like)"), verb

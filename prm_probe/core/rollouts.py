@@ -145,6 +145,10 @@ def _check_version(meta: dict[str, str], where: str) -> None:
 
 
 def _parquet_file(path: Path) -> pq.ParquetFile:
+    if path.suffix.lower() in (".csv", ".tsv"):  # a table of another trainer, not a rollout log
+        raise LogReadError(f"file '{path}' is a {path.suffix[1:].upper()} table; expected a Parquet or JSONL rollout "
+                           f"log; convert it with `prm-probe import generic {path} -o LOG.parquet --tokenizer TOK` "
+                           "(map its columns with --field completion=COLUMN and the like)")
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:

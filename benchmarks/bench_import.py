@@ -70,7 +70,7 @@ def per_row_retokenize(df, tokenizer, fmt, warn=True):
 def main() -> None:
     import pyarrow.parquet as pq
 
-    from prm_probe.integrations import importers
+    from prm_probe.integrations import importers, tokens
     from prm_probe.training.models import load_tokenizer, smollm2_folder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     tokenizer = load_tokenizer(smollm2_folder())
-    batched = importers._retokenize
+    batched = tokens.retokenize
     times: dict[str, list[float]] = {"batched": [], "per-row": []}
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "completions"
@@ -86,13 +86,13 @@ def main() -> None:
         outputs = {}
         for _ in range(args.rounds):
             for name, fn in (("batched", batched), ("per-row", per_row_retokenize)):
-                importers._retokenize = fn
+                tokens.retokenize = fn
                 out = Path(tmp) / f"{name}.parquet"
                 t0 = time.perf_counter()
                 importers.import_to_parquet("trl", log, out, tokenizer=tokenizer, group_size=8)
                 times[name].append(time.perf_counter() - t0)
                 outputs[name] = pq.read_table(out)
-        importers._retokenize = batched
+        tokens.retokenize = batched
     same = outputs["batched"].equals(outputs["per-row"])
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"prm-probe import trl: {rows:,} rows, SmolLM2-135M tokenizer, {args.rounds} rounds; {cpu_model()}, "

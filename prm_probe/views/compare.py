@@ -309,7 +309,7 @@ class RunComparison:
         """Write ``summary.md``, ``runs.csv``, ``tests.csv`` and ``curves.csv`` (the metric's curves stacked with
         :meth:`overlap`) atomically into ``out_dir``, plus (``figures``) ``curves_<metric>`` and ``overlap``
         figures, PNG and PDF. Returns the written paths."""
-        from prm_probe.core.files import atomic_path, write_text_atomic
+        from prm_probe.core.files import write_table, write_text_atomic
 
         metric = metric or self.metric
         out = Path(out_dir)
@@ -317,10 +317,7 @@ class RunComparison:
         written = [write_text_atomic(out / "summary.md", self.to_markdown(metric))]
         frames = {"runs.csv": self.run_summary(metric), "tests.csv": self.tests(metric),
                   "curves.csv": pd.concat([curve, overlap], ignore_index=True) if len(overlap) else curve}
-        for name, frame in frames.items():
-            with atomic_path(out / name) as tmp:
-                frame.to_csv(tmp, index=False)
-            written.append(out / name)
+        written += [write_table(frame, out / name) for name, frame in frames.items()]
         return written + (_write_figures(out, metric, curve, overlap) if figures else [])
 
 

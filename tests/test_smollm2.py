@@ -19,7 +19,8 @@ pytestmark = [
 def smol_cache(tmp_path_factory, request):
     import os
 
-    folder = request.config.cache.mkdir("smollm2-hf") if request.config.cache else tmp_path_factory.mktemp("smol")
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    folder = cache.mkdir("smollm2-hf") if cache else tmp_path_factory.mktemp("smol")
     old = os.environ.get("PRM_PROBE_CACHE")
     os.environ["PRM_PROBE_CACHE"] = str(folder)
     yield folder

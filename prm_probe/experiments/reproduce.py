@@ -465,31 +465,14 @@ def log_figures(log: str | os.PathLike, figures: str | os.PathLike, *, tokenizer
         written["nontrivial_fraction"] = _save(ax.figure, figs / "nontrivial_fraction")[0]
         step, group, run_id = _busiest_group(stats)
         trie = GroupTrie.from_log(log, step, group, run_id)
-        decode, why = _decoder(log, tokenizer)
+        from prm_probe.training.models import log_decoder
+
+        decode, why = log_decoder(log, tokenizer)
         ax = draw_trie(trie, decode=decode)
         ax.set_title(f"trie of step {step}, group {group} ({len(trie)} completions)"
                      + (f"; spans as token ids ({why})" if decode is None else ""))
         written["trie"] = _save(ax.figure, figs / "group_trie")[0]
     return written
-
-
-def _decoder(log: str | os.PathLike, tokenizer: str | None):
-    """``(decode, None)`` for the given tokenizer, else for the one the log records when it loads offline (a path
-    or a built-in name such as ``smollm2-135m``); ``(None, why)`` when there is none."""
-    from prm_probe.core.rollouts import read_metadata
-    from prm_probe.errors import PrmProbeError
-    from prm_probe.training.models import load_decoder
-
-    if tokenizer:
-        return load_decoder(tokenizer), None
-    recorded = read_metadata(log).get("tokenizer", "")
-    if not recorded:
-        return None, "the log records no tokenizer; pass --tokenizer"
-    try:
-        return load_decoder(recorded), None
-    except (PrmProbeError, OSError, ImportError, ValueError) as exc:
-        logger.info("the log's tokenizer %r does not load offline (%s): the trie shows token ids", recorded, exc)
-        return None, f"its tokenizer {recorded!r} is not available offline; pass --tokenizer"
 
 
 def make_figures(inputs: Sequence[str | os.PathLike], figures: str | os.PathLike, *,

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ __all__ = [
     "completion_end_token_ids",
     "load_policy",
     "load_tokenizer",
+    "log_decoder",
     "pick_device",
     "smollm2_folder",
     "smollm2_tokenizer_folder",
@@ -354,6 +355,28 @@ def _add_lora(model, rank: int, alpha: float, dropout: float):
     cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules="all-linear",
                      task_type="CAUSAL_LM")
     return get_peft_model(model, cfg)
+
+
+def log_decoder(log, tokenizer: str | None = None) -> tuple[Callable[[list[int]], str] | None, str | None]:
+    """``(decode, None)`` for ``tokenizer``, else for the tokenizer a rollout log records when it loads offline (a
+    path or a built-in name such as ``smollm2-135m``); ``(None, why)`` when there is none, ``why`` saying so.
+
+    Raises:
+        ConfigError, CheckpointError: only for a given ``tokenizer`` that cannot be loaded.
+    """
+    from prm_probe.core.rollouts import read_metadata
+    from prm_probe.errors import PrmProbeError
+
+    if tokenizer:
+        return load_decoder(tokenizer), None
+    recorded = read_metadata(log).get("tokenizer", "")
+    if not recorded:
+        return None, "the log records no tokenizer; pass --tokenizer"
+    try:
+        return load_decoder(recorded), None
+    except (PrmProbeError, OSError, ImportError, ValueError) as exc:
+        logger.info("the log's tokenizer %r does not load offline (%s): token ids are shown", recorded, exc)
+        return None, f"its tokenizer {recorded!r} is not available offline; pass --tokenizer"
 
 
 def load_decoder(path: str | None):

@@ -59,6 +59,16 @@ NOTEBOOKS = {
 ("code", "comparison.tests(METRIC)"),
 ("code", "from prm_probe.views import plots\nwith plots.theme():\n    ax = plots.plot_curves(comparison.curves(METRIC), y=\"mean\", lower=\"lower\", upper=\"upper\")\n    ax.set_ylabel(METRIC)"),
 ],
+"04_explore.ipynb": [
+("md", "# Explore a log's process sets in the browser\n\nThe explorer of `prm-probe explore LOG`, inline: the per-step "
+       "overlap statistics, every group, and the tries of the most informative groups with |λ|, R̂(λ) and A(λ) on each "
+       "node (click a completion to highlight its path). `.save(path)` writes the same page as one HTML file that opens "
+       "from disk. A single group's trie also displays itself."),
+("code", "# Parameters\nLOG = \"sample\"  # the packaged log, from any folder; or a path to yours\nMAX_GROUPS = 20\nOUT = None  # a .html path to save the page, or None"),
+("code", "import prm_probe\n\nexplorer = prm_probe.explore(LOG, max_groups=MAX_GROUPS)\nif OUT:\n    explorer.save(OUT)\nexplorer"),
+("code", "explorer.data()[\"meta\"][\"selection\"]"),
+("code", "prm_probe.GroupTrie.from_log(LOG, step=0, group=20)"),
+],
 }
 
 for name, cells in NOTEBOOKS.items():

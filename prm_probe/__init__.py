@@ -13,6 +13,7 @@ matplotlib, seaborn or scipy. Main entry points:
   prefix, as a :class:`PrmQuality` (``.nodes``, ``.summary()``, ``.frame(by)``, ``.tokens()``, ``.write()``,
   ``.plot()``; the functions behind it: :func:`prm_quality_summary`, :func:`prm_quality_tokens`);
 * :func:`train`, :func:`load_config` — the GRPO / λ-GRPO trainer; :func:`compare_runs` — comparing runs;
+* :func:`explore` — one self-contained HTML page (and a Jupyter view) of a log's tries, rewards and overlap;
 * :func:`import_log` — converting TRL / verl / other logs to the canonical format; :func:`record_completion_ids`
   — a TRL reward function that makes a plain TRL run log its sampled token ids;
 * :class:`LambdaGRPOTrainer`, :class:`LambdaGRPOConfig` — λ-GRPO on TRL's (multi-GPU) ``GRPOTrainer``;
@@ -75,7 +76,26 @@ _EXPORTS = {
     "RewardError": "prm_probe.errors",
 }
 
-__all__ = ["__version__", "prm_quality", *_EXPORTS]
+__all__ = ["__version__", "explore", "prm_quality", *_EXPORTS]
+
+
+def explore(log: Any, *, tokenizer: str | None = None, **options: Any) -> Any:
+    """The explorer of a rollout log (:func:`prm_probe.views.explore.explore`; ``options``: ``max_groups``,
+    ``prm_quality``, ``runs``): an object that displays inline in Jupyter and has ``.save(path)``. Spans are text
+    with ``tokenizer`` (a path or ``smollm2-135m``), or with the log's recorded tokenizer where it loads offline
+    (the ``train`` extra), else token ids."""
+    from prm_probe.views.explore import explore as build
+
+    decode, note = None, ""
+    try:
+        from prm_probe.training.models import log_decoder
+
+        decode, why = log_decoder(log, tokenizer)
+        note = "" if decode else f"spans are token ids: {why}"
+    except ImportError:
+        if tokenizer:
+            raise
+    return build(log, decode=decode, tokenizer_note=note, **options)
 
 
 def prm_quality(checkpoint: Any, log: Any, **options: Any) -> Any:

@@ -25,7 +25,7 @@ EPILOG = """quick start:
 """
 
 #: the command modules, in the order their verbs are listed by --help.
-COMMANDS = ("logs", "imports", "training", "quality", "runs", "experiments")
+COMMANDS = ("logs", "explore", "imports", "training", "quality", "runs", "experiments")
 
 #: the extra that provides each optional top-level package a verb may import.
 EXTRAS = {"torch": "train", "transformers": "train", "safetensors": "train", "tokenizers": "train",

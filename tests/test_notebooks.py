@@ -12,7 +12,7 @@ NOTEBOOKS = sorted((ROOT / "analysis").glob("*.ipynb"))
 def test_there_are_three_notebooks_with_cleared_outputs():
     import nbformat
 
-    assert len(NOTEBOOKS) == 3
+    assert len(NOTEBOOKS) == 4
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         assert nb.cells[1].source.startswith("# Parameters"), path.name
@@ -32,3 +32,18 @@ def test_notebook_executes(path, tmp_path):
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
     client.execute()
+
+
+def test_the_explorer_notebook_displays_the_page_and_a_trie(tmp_path):
+    """The explorer and a GroupTrie display themselves as HTML in Jupyter (what a user sees, not only no error)."""
+    nbclient = pytest.importorskip("nbclient")
+    import nbformat
+
+    path = ROOT / "analysis" / "04_explore.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    html = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if "text/html" in o.get("data", {})]
+    assert any(h.startswith("<iframe srcdoc=") for h in html)
+    assert any("GroupTrie: G = 8, 14 nodes" in h for h in html)

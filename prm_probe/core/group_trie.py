@@ -145,6 +145,11 @@ class GroupTrie:
         s0, s1 = int(self._ps.seg_offsets[c]), int(self._ps.seg_offsets[c + 1])
         return self._local_of[self._ps.seg_node[s0:s1] - self._n0].tolist()
 
+    def engine_ids(self) -> list[int]:
+        """For each local node id, the node's id in the engine's numbering within its group (ordered by start
+        position, then smallest member): the ids ``prm-probe prm-quality`` writes."""
+        return self._engine_of.tolist()
+
     def members(self, node: int) -> list[int]:
         """Sample indices passing through node ``node`` (a multiset: duplicates are separate samples)."""
         return list(self._members[node])
@@ -224,6 +229,48 @@ class GroupTrie:
             raise SchemaError("this GroupTrie has no rewards; expected a group with rewards; build it with "
                               "rewards=... or from a log")
         return outcome_advantages(self.rewards)
+
+    def _repr_html_(self, decode: Callable[[list[int]], str] | None = None) -> str:
+        """The trie as nested boxes in Jupyter, as ``prm-probe explore`` draws it: each node's span (token ids, or
+        ``decode``'s text), |λ|, R̂ and A, coloured by A (red below the group mean, blue above) and its members;
+        static HTML, no script."""
+        import html
+
+        table = self.node_table()
+        rows = list(table.itertuples(index=False))
+        has_a = "prm_advantage" in table.columns
+        bound = max([abs(float(r.prm_advantage)) for r in rows if has_a and np.isfinite(r.prm_advantage)] or [1.0])
+        bound = bound or 1.0
+        children: dict[int, list] = {}
+        for r in rows:
+            children.setdefault(int(r.parent), []).append(r)
+
+        def colour(a: float) -> str:
+            if not has_a or not np.isfinite(a):
+                return "#e8ebf0"
+            t = 0.55 * max(-1.0, min(1.0, a / bound))  # the explorer's diverging scale, light enough for text
+            end = (178, 24, 43) if t < 0 else (33, 102, 172)
+            return "rgb({},{},{})".format(*(round(247 + (e - 247) * abs(t)) for e in end))
+
+        def box(r) -> str:
+            ids = self.tokens(int(r.node))
+            span = decode(ids) if decode is not None else " ".join(map(str, ids))
+            stats = f"|λ|={int(r.size)}"
+            if has_a:
+                stats += f"  R̂={float(r.step_reward):.3f}  A={float(r.prm_advantage):+.3f}"
+            members = ", ".join(map(str, r.members))
+            kids = "".join(f"<li>{box(c)}</li>" for c in children.get(int(r.node), []))
+            style = ("display:inline-block;padding:2px 7px;margin:2px 0;border:1px solid #b8c0cc;border-radius:5px;"
+                     f"background:{colour(float(r.prm_advantage)) if has_a else '#e8ebf0'}")
+            node = (f'<span style="{style}" title="members: {members}"><code>{html.escape(span or "∅")}</code> '
+                    f"<small>{html.escape(stats)}</small></span>")
+            return node + (f'<ul style="list-style:none;margin:0;padding-left:20px;border-left:1px dashed #ccc">'
+                           f"{kids}</ul>" if kids else "")
+
+        items = "".join(f"<li>{box(r)}</li>" for r in children.get(-1, []))
+        head = f"GroupTrie: G = {len(self)}, {self.n_nodes} nodes" + ("" if has_a else " (no rewards)")
+        return (f'<div><div style="color:#5b6577">{html.escape(head)}</div>'
+                f'<ul style="list-style:none;padding:0">{items}</ul></div>')
 
     def render(self, decode: Callable[[list[int]], str] | None = None, max_chars: int = 60) -> str:
         """The trie as an indented tree, one line per node: span, ``|λ|``, ``R̂``, ``A``, members.

@@ -420,9 +420,12 @@ def plot_nontrivial_fraction(data: pd.DataFrame, *, x: str = "step", ax: Axes | 
     _fraction_axis(ax)
     if single:
         f1, f2 = (float(part[c].iloc[0]) for c in ("nontrivial_fraction", "proper_branching_fraction"))
-        ax.text(0.5, 0.5, f"one step in this log (step {part[x].iloc[0]}):\nF1 = {f1:.1%}, F2 = {f2:.1%}",
+        step = part[x].iloc[0]
+        ax.text(0.5, 0.5, f"one step in this log (step {step}):\nF1 = {f1:.1%}, F2 = {f2:.1%}",
                 transform=ax.transAxes, ha="center", va="center", fontsize=10, color="0.25")
-    ax.legend()
+        ax.set_xticks([step])
+        ax.set_xlim(step - 1, step + 1)
+    ax.legend(loc="lower right" if single else "best")
     return ax
 
 

@@ -239,3 +239,20 @@ def test_a_one_step_log_shows_a_table_not_empty_axes(browser, tmp_path):
     assert page.locator("#overview-table").is_visible() and page.locator("#overview-charts").count() == 0
     assert page.locator("#overview-table tbody tr").count() == 7
     assert errors == []
+
+
+def test_prm_quality_in_chromium(browser, measured, tmp_path):
+    """The measured nodes carry V beside R̂ in the trie, and the PRM-quality view draws one point per node."""
+    log, table, nodes = measured
+    out = tmp_path / "q.html"
+    assert main(["explore", str(log), "-o", str(out), "--prm-quality", str(table), "-q"]) == 0
+    data = page_data(out.read_text(encoding="utf-8"))
+    page, errors = _open(browser, out)
+    page.click("#tabs button[data-view='quality']")
+    assert page.locator("#quality-scatter circle").count() == len(nodes)
+    row = data["prm_quality"][0]
+    page.click("#tabs button[data-view='group']")
+    page.select_option("#group-select", row["key"])
+    stats = page.locator(f"#node-{row['node']} .stat").all_text_contents()
+    assert f"V={row['v']:.3f}" in stats
+    assert errors == []

@@ -428,3 +428,17 @@ def test_a_csv_given_as_a_log_points_at_the_generic_importer(tmp_path, capsys):
             f"prm-probe: error: file '{path}' is a CSV table; expected a Parquet or JSONL rollout log; convert it "
             f"with `prm-probe import generic {path} -o LOG.parquet --tokenizer TOK` (map its columns with --field "
             "completion=COLUMN and the like)"), verb
+
+
+def test_a_foreign_json_log_points_at_the_importers(tmp_path, capsys):
+    """Another trainer's JSONL (a verl dump) or one JSON document (a grpo-prm stats.json) given as a log: one line
+    naming what is missing and the import command (idea and wording from the importer split's review)."""
+    verl = tmp_path / "1.jsonl"
+    verl.write_text('{"input": "q", "output": "a", "score": 1.0, "step": 1}\n')
+    stats = tmp_path / "stats.json"
+    stats.write_text('{"epochs": [\n{"steps": []}\n]}\n')
+    for path, says in ((verl, "is a JSON file without the rollout-log column(s)"),
+                       (stats, "is a JSON file")):  # read as one row without the columns, or not as rows
+        assert main(["stats", str(path)]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert says in line and f"`prm-probe import FORMAT {path} -o LOG.parquet`" in line, line

@@ -19,6 +19,7 @@ import itertools
 import json
 import logging
 import os
+import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,18 @@ def _check_version(meta: dict[str, str], where: str) -> None:
                           "upgrade prm_probe")
 
 
+#: What a rollout-log reader expects, for messages about a file that is something else.
+_EXPECTED = "expected a Parquet rollout log (or JSONL with the columns of `prm-probe schema`)"
+#: The import formats that read JSON (``prm-probe import --help``).
+_JSON_FORMATS = "verl, grpo-prm, jsonl-ids or generic"
+
+
+def _convert_with(path: Path) -> str:
+    """The fix for another trainer's JSON log handed to a reader of rollout logs: the command that converts it."""
+    return (f"if it is another trainer's log, convert it with `prm-probe import FORMAT {shlex.quote(str(path))} -o "
+            f"LOG.parquet` (FORMAT: {_JSON_FORMATS})")
+
+
 def _parquet_file(path: Path) -> pq.ParquetFile:
     if path.suffix.lower() in (".csv", ".tsv"):  # a table of another trainer, not a rollout log
         raise LogReadError(f"file '{path}' is a {path.suffix[1:].upper()} table; expected a Parquet or JSONL rollout "
@@ -164,6 +177,9 @@ def _read_jsonl(path: Path) -> pa.Table:
         table = pajson.read_json(path)
     except (pa.ArrowInvalid, OSError) as exc:
         reason = str(exc).splitlines()[0]
+        if path.suffix.lower() == ".json":  # one JSON document (a grpo-prm stats.json, say), not one row per line
+            raise LogReadError(f"file '{path}' is a JSON file that is not one row per line ({reason}); {_EXPECTED}; "
+                               f"fix: {_convert_with(path)}") from None
         raise LogReadError(f"file '{path}' is not valid JSONL ({reason}); expected one JSON object per line "
                            "with the columns of `prm-probe schema`; fix the offending line") from None
     return table
@@ -172,6 +188,11 @@ def _read_jsonl(path: Path) -> pa.Table:
 def _read_file(path: Path, columns: Sequence[str] | None, is_jsonl: bool) -> pa.Table:
     if is_jsonl:
         table = _read_jsonl(path)
+        missing = [c for c in _required() if c not in table.column_names]
+        if missing:  # said here, where every field of the file is known, with the way to convert it
+            raise SchemaError(f"file '{path}' is a JSON file without the rollout-log column(s) "
+                              f"{', '.join(repr(m) for m in missing)} (found: {', '.join(table.column_names) or 'none'}"
+                              f"); {_EXPECTED}; fix: {_convert_with(path)}")
         return table.select([c for c in columns if c in table.column_names]) if columns else table
     pf = _parquet_file(path)
     cols = [c for c in columns if c in pf.schema_arrow.names] if columns else None

@@ -92,9 +92,10 @@ def explore(log: Any, *, tokenizer: str | None = None, **options: Any) -> Any:
 
         decode, why = log_decoder(log, tokenizer)
         note = "" if decode else f"spans are token ids: {why}"
-    except ImportError:
+    except ImportError as exc:  # the core install has no tokenizer library
         if tokenizer:
             raise
+        note = f"spans are token ids: no tokenizer library is installed ({exc.name}; the 'train' extra has one)"
     return build(log, decode=decode, tokenizer_note=note, **options)
 
 

@@ -10,27 +10,17 @@ from prm_probe.errors import ConfigError
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from prm_probe.views.explore import explore
+    from prm_probe import explore
 
     out = Path(args.output or Path(str(args.log)).name.split(".")[0] + ".html")
     if out.suffix.lower() not in (".html", ".htm"):  # before any work
         raise ConfigError(f"output '{out}' has suffix '{out.suffix}'; expected .html; rename the output")
-    decode, note = None, "spans are token ids (no tokenizer given or recorded)"
-    try:
-        from prm_probe.training.models import log_decoder
-
-        decode, why = log_decoder(args.log, args.tokenizer)
-        note = "spans are decoded text; hover a token for its id" if decode else f"spans are token ids: {why}"
-    except ImportError as exc:  # the core install has no tokenizer library
-        if args.tokenizer:
-            raise
-        note = f"spans are token ids: no tokenizer library is installed ({exc.name}; the 'train' extra has one)"
-    explorer = explore(args.log, decode=decode, max_groups=args.max_groups, prm_quality=args.prm_quality,
-                       runs=args.runs, tokenizer_note=note)
+    explorer = explore(args.log, tokenizer=args.tokenizer, max_groups=args.max_groups, prm_quality=args.prm_quality,
+                       runs=args.runs)
     written = explorer.save(out)
     m = explorer.data()["meta"]
     print(f"wrote {written} ({written.stat().st_size / 1e6:.2f} MB): {len(explorer.data()['steps'])} step(s), "
-          f"{m['groups_total']} groups, {m['groups_shown']} tries; {note}; open it in a browser")
+          f"{m['groups_total']} groups, {m['groups_shown']} tries; {m['tokenizer']}; open it in a browser")
     return 0
 
 

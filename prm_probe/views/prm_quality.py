@@ -92,7 +92,7 @@ class PrmQuality:
         """Write :meth:`frame` ``(by)`` to a .csv or .parquet file, atomically; return the path."""
         from prm_probe.core.files import check_table_path, write_table
 
-        check_table_path(path)
+        check_table_path(path)  # before the frame is computed (the per-token view reads the log)
         return write_table(self.frame(by), path)
 
     def plot(self, path: str | os.PathLike | None = None, *, label: str | None = None) -> Any:

@@ -35,6 +35,9 @@ CANDIDATES = {
     "add-1to20": ("arithmetic", {"operations": [1, 1], "operands": [1, 20], "operators": "+"}),
     "add-3terms-1digit": ("arithmetic", {"operations": [2, 2], "operands": [1, 9], "operators": "+"}),
     "sub-1digit": ("arithmetic", {"operations": [1, 1], "operands": [1, 9], "operators": "-"}),
+    # between the two: operands up to 50 and 30, so that learning the sums (not only the format) takes time
+    "add-1to50": ("arithmetic", {"operations": [1, 1], "operands": [1, 50], "operators": "+"}),
+    "add-1to30": ("arithmetic", {"operations": [1, 1], "operands": [1, 30], "operators": "+"}),
 }
 
 

@@ -222,18 +222,24 @@ def _nanmedian(x: NDArray) -> float:
 
 def headline(comp: Mapping[str, NDArray], grp: Mapping[str, NDArray]) -> dict[str, float]:
     """The headline overlap statistics of a set of completions and their groups, the one implementation
-    (a step's row, a log's summary and the trainer's live metrics all use it): F1 / F2 fractions of groups,
-    path depth and intermediate proportion (mean and median over completions, NaNs skipped) and the
-    gradient-mass ratio ``Σ 1/|λ| / Σ |y|`` (NaN without tokens)."""
+    (a step's row, a log's summary and the trainer's live metrics all use it): F1 / F2 fractions of groups
+    (and F3, ``informative_branching_fraction``, when the groups carry rewards), path depth and intermediate
+    proportion (mean and median over completions, NaNs skipped) and the gradient-mass ratio
+    ``Σ 1/|λ| / Σ |y|`` (NaN without tokens)."""
     tokens = float(comp["length"].sum())
     n_groups = len(grp["nontrivial"])
     ip = comp["intermediate_proportion"]
+    f3: dict[str, float] = {}
+    if "informative_branching" in grp:
+        f3 = {"informative_branching_fraction": float(np.mean(grp["informative_branching"])) if n_groups
+              else float("nan")}
     return {
         "nontrivial_fraction": float(np.mean(grp["nontrivial"])) if n_groups else float("nan"),
         "proper_branching_fraction": float(np.mean(grp["proper_branching"])) if n_groups else float("nan"),
         "path_depth_mean": _nanmean(comp["path_depth"]), "path_depth_median": _nanmedian(comp["path_depth"]),
         "intermediate_proportion_mean": _nanmean(ip), "intermediate_proportion_median": _nanmedian(ip),
         "gradient_mass_ratio": float(comp["inverse_size_sum"].sum() / tokens) if tokens else float("nan"),
+        **f3,
     }
 
 
@@ -246,9 +252,8 @@ def _step_row(comp: dict[str, NDArray], grp: dict[str, NDArray]) -> dict[str, ob
         **headline(comp, grp),
         "node_count_mean": float(np.mean(grp["node_count"])),
     }
-    for name in ("informative_branching", "zero_variance"):
-        if name in grp:
-            row[f"{name}_fraction"] = float(np.mean(grp[name]))
+    if "zero_variance" in grp:
+        row["zero_variance_fraction"] = float(np.mean(grp["zero_variance"]))
     if "reward_mean" in grp:
         row["reward_mean"] = float(np.mean(grp["reward_mean"]))
     row["_depth_sum"] = float(comp["path_depth"].sum())

@@ -172,7 +172,7 @@ def uses_lockstep(config: dict[str, Any], engine: str = "auto") -> bool:
             and loss.get("mu", 1) == 1 and loss.get("beta", 0.0) == 0.0)
 
 
-def _run_one(run_dir: str, config: dict[str, Any], engine: str = "auto") -> str:
+def run_one(run_dir: str, config: dict[str, Any], engine: str = "auto") -> str:
     """Train one run in a worker process (one torch thread); resume it if it was interrupted."""
     import shutil
 
@@ -221,14 +221,14 @@ def run_specs(specs: Sequence[RunSpec], out: str | os.PathLike, *, workers: int 
     if todo:
         if workers == 1:
             for s in todo:
-                _run_one(str(root / s.name), s.config, engine)
+                run_one(str(root / s.name), s.config, engine)
                 if bar is not None:
                     bar.update(1)
         else:
             import multiprocessing as mp
 
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_run_one, str(root / s.name), s.config, engine) for s in todo]
+                futures = [pool.submit(run_one, str(root / s.name), s.config, engine) for s in todo]
                 for fut in as_completed(futures):
                     fut.result()
                     if bar is not None:

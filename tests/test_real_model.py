@@ -1,0 +1,152 @@
+"""The real-model experiment's driver (analysis/experiments/real_model.py), run for 2 steps on a tiny model."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "model.name=tiny", "--set", "task.val_size=4", "--set", "task.train_size=16",
+        "--set", "schedule.val_every=1", "--set", "sampling.group_size=4"]
+
+
+@pytest.fixture(scope="module")
+def driver():
+    spec = importlib.util.spec_from_file_location("real_model", ROOT / "analysis" / "experiments" / "real_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def experiment(driver, tmp_path_factory):
+    base = tmp_path_factory.mktemp("real-model")
+    dirs = ["--runs-dir", str(base / "runs"), "--keep-dir", str(base / "keep"), "--figures", str(base / "figures")]
+    driver.main(["run", "--steps", "2", "--seeds", "0,1", "--workers", "1", *TINY, *dirs])
+    driver.main(["report", "--steps", "2", *TINY, *dirs])
+    return base
+
+
+def _jsonl_gz(path: Path) -> list[dict]:
+    with gzip.open(path, "rt") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_driver_keeps_each_run_with_its_settings(experiment):
+    kept = sorted(p.name for p in (experiment / "keep" / "runs").iterdir())
+    assert kept == ["grpo_s0", "grpo_s1", "lambda_s0", "lambda_s1"]
+    for name in kept:
+        folder = experiment / "keep" / "runs" / name
+        config = json.loads((folder / "config.json").read_text())
+        assert config["model"]["name"] == "tiny" and config["steps"] == 2  # the overrides travel with the run
+        assert config["task"]["options"]["operands"] == [1, 50]  # the rest is the experiment's config file
+        assert config["loss"]["weighting"] == ("uniform" if name.startswith("grpo") else "process_set")
+        assert config["seed"] == int(name[-1])
+        assert json.loads((folder / "task.json").read_text())["name"] == "arithmetic"
+        assert len(_jsonl_gz(folder / "metrics.jsonl.gz")) == 2
+        # byte-stable copies: gzip without a time stamp or a file name
+        assert (folder / "metrics.jsonl.gz").read_bytes()[4:8] == b"\0\0\0\0"
+
+
+def test_paired_seeds_share_their_first_step(experiment):
+    """Same seed, same data order and same first samples: step 0 of a pair has the same rewards."""
+    keep = experiment / "keep" / "runs"
+    for seed in (0, 1):
+        a = _jsonl_gz(keep / f"grpo_s{seed}" / "metrics.jsonl.gz")[0]
+        b = _jsonl_gz(keep / f"lambda_s{seed}" / "metrics.jsonl.gz")[0]
+        assert a["reward_mean"] == b["reward_mean"] and a["path_depth_mean"] == b["path_depth_mean"]
+
+
+def test_run_table_recomputes_from_the_kept_files(experiment):
+    rows = pd.read_csv(experiment / "figures" / "data" / "real_model_runs.csv")
+    assert list(rows.columns) == ["model", "task", "algorithm", "seed", "steps", "initial_mean_reward", "val_auc",
+                                  "final_val_accuracy", "steps_to_80"]
+    assert sorted(rows["algorithm"].unique()) == ["GRPO", "λ-GRPO"] and len(rows) == 4
+    best = 0.0
+    for _, r in rows.iterrows():
+        arm = "grpo" if r["algorithm"] == "GRPO" else "lambda"
+        folder = experiment / "keep" / "runs" / f"{arm}_s{r['seed']}"
+        val = [v["val_accuracy"] for v in _jsonl_gz(folder / "validation.jsonl.gz")]
+        metrics = _jsonl_gz(folder / "metrics.jsonl.gz")
+        assert r["val_auc"] == pytest.approx(np.mean(val)) and r["final_val_accuracy"] == pytest.approx(val[-1])
+        assert r["initial_mean_reward"] == pytest.approx(metrics[0]["reward_mean"]) and r["steps"] == 2
+        best = max(best, val[-1])
+    for _, r in rows.iterrows():  # the first step reaching 80 % of the best final accuracy of all runs
+        arm = "grpo" if r["algorithm"] == "GRPO" else "lambda"
+        val = [v["val_accuracy"] for v in _jsonl_gz(experiment / "keep" / "runs" / f"{arm}_s{r['seed']}"
+                                                    / "validation.jsonl.gz")]
+        reached = [i + 1 for i, v in enumerate(val) if v >= 0.8 * best]
+        assert (np.isnan(r["steps_to_80"]) and not reached) or r["steps_to_80"] == reached[0]
+
+
+def test_report_writes_the_test_and_the_figures(experiment):
+    tests = pd.read_csv(experiment / "figures" / "data" / "real_model_test.csv")
+    auc = tests.set_index("metric").loc["val_auc"]
+    assert auc["pairs"] == 2 and auc["wilcoxon_floor"] >= 0.5  # two pairs can never be significant
+    rows = pd.read_csv(experiment / "figures" / "data" / "real_model_runs.csv")
+    wide = rows.pivot(index="seed", columns="algorithm", values="val_auc")
+    assert auc["difference_mean"] == pytest.approx((wide["λ-GRPO"] - wide["GRPO"]).mean())
+    overlap = pd.read_csv(experiment / "figures" / "data" / "real_model_overlap.csv")
+    assert {"informative_branching_fraction", "gradient_mass_ratio", "path_depth_mean"} <= set(overlap.columns)
+    assert set(overlap["seeds"]) == {2}
+    for name in ("overlap_dynamics_smollm2.png", "overlap_fractions_smollm2.png", "real_model/summary.md"):
+        assert (experiment / "figures" / name).stat().st_size > 0
+
+
+def test_a_kept_run_with_other_settings_is_refused(driver, experiment):
+    dirs = ["--runs-dir", str(experiment / "runs"), "--keep-dir", str(experiment / "keep"),
+            "--figures", str(experiment / "figures")]
+    with pytest.raises(SystemExit, match="trained with other settings"):
+        driver.main(["run", "--steps", "2", "--seeds", "0", "--workers", "1", *TINY, "--set", "optim.lr=0.5", *dirs])
+
+
+def test_pick_lr_and_names(driver):
+    table = pd.DataFrame({"lr": [2e-6, 5e-6, 1e-5], "val_auc": [0.3, 0.45, 0.45]})
+    assert driver.pick_lr(table) == 5e-6
+    assert driver.lr_name(5e-6) == "5e-6"
+
+
+def test_power_table_by_hand(driver, experiment):
+    """Floor and ceiling of σ_d and the minimum detectable effect, recomputed from their definitions."""
+    calibration = pd.DataFrame({"lr": [2e-6, 5e-6], "residual_sd": [0.5, 0.06]})
+    keep = experiment / "keep" / "runs"
+    power = driver.power_table(calibration, 5e-6, keep, points=15).set_index("bound")
+    z = 1.7927  # Φ⁻¹(0.8^(1/6)): all six signs alike with probability 0.8
+    assert power.loc["floor", "z"] == pytest.approx(z, abs=1e-4)
+    assert power.loc["floor", "sigma_d"] == pytest.approx(0.06 * np.sqrt(1.5 / 15 * 2))
+    aucs = {arm: [np.mean([v["val_accuracy"] for v in _jsonl_gz(keep / f"{arm}_s{s}" / "validation.jsonl.gz")])
+                  for s in (0, 1)] for arm in ("grpo", "lambda")}
+    pooled = np.sqrt((np.var(aucs["grpo"], ddof=1) + np.var(aucs["lambda"], ddof=1)) / 2)
+    assert power.loc["ceiling", "sigma_d"] == pytest.approx(np.sqrt(2) * pooled)
+    assert power.loc["ceiling", "mde"] == pytest.approx(z * np.sqrt(2) * pooled, rel=1e-4)
+
+
+def test_quality_stage_measures_before_and_after(driver, tmp_path, monkeypatch):
+    """The prm-quality stage on tiny runs (near-greedy sampling, so groups share prefixes; few groups, nodes and
+    continuations): a node table and a per-token summary at both points, summarised by the report."""
+    monkeypatch.setattr(driver, "QUALITY_SEEDS", (0,))
+    monkeypatch.setattr(driver, "QUALITY_GROUPS", 2)
+    monkeypatch.setattr(driver, "QUALITY_K", 2)
+    monkeypatch.setattr(driver, "QUALITY_NODES", 3)
+    cold = [*TINY, "--set", "sampling.temperature=0.05"]
+    dirs = ["--runs-dir", str(tmp_path / "runs"), "--keep-dir", str(tmp_path / "keep"),
+            "--figures", str(tmp_path / "figures")]
+    driver.main(["quality", "--steps", "1", *cold, *dirs])  # before the run exists: only the first point
+    assert sorted(p.name for p in (tmp_path / "keep" / "quality").iterdir()) == ["grpo_s0_first.csv",
+                                                                                "grpo_s0_first_tokens.csv"]
+    driver.main(["run", "--steps", "1", "--seeds", "0", "--workers", "1", *cold, *dirs])
+    driver.main(["quality", "--steps", "1", *cold, *dirs])
+    made = sorted(p.name for p in (tmp_path / "keep" / "quality").iterdir())
+    assert made == [f"grpo_s0_{p}{t}.csv" for p in ("first", "last") for t in ("", "_tokens")]
+    driver.main(["report", "--steps", "1", *cold, *dirs])
+    summary = pd.read_csv(tmp_path / "figures" / "data" / "real_model_prm_quality.csv")
+    assert list(zip(summary["run"], summary["point"])) == [("grpo_s0", "first"), ("grpo_s0", "last")]
+    assert ((summary["nodes"] >= 1) & (summary["nodes"] <= 3)).all()
+    tokens = pd.read_csv(tmp_path / "figures" / "data" / "real_model_prm_quality_tokens.csv")
+    assert set(tokens["advantage"]) == {"prm_advantage", "outcome_advantage"}

@@ -158,6 +158,42 @@ def test_resume_equals_uninterrupted_run(tmp_path):
         assert t1.column("completion_ids").to_pylist() == t2.column("completion_ids").to_pylist()
 
 
+def test_a_run_another_process_trains_is_refused(tmp_path):
+    """Two trainers on one folder interleave their steps (a resume truncates what the other appends), so a live
+    lock refuses the second, before anything is read or written; a dead process's lock is taken over."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from prm_probe.training.checkpoint import LOCK_FILE, STALE_AFTER
+
+    run = train(_config(steps=2, schedule={"save_every": 1}), tmp_path / "run")
+    lock = run / LOCK_FILE
+    assert not lock.exists()  # released after training
+    before = (run / "metrics.jsonl").read_bytes()
+    host = socket.gethostname()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(json.dumps({"pid": sleeper.pid, "host": host}))
+        with pytest.raises(CheckpointError, match=f"being trained by process {sleeper.pid}"):
+            train(resume=run, steps=3)
+        assert (run / "metrics.jsonl").read_bytes() == before and lock.exists()  # untouched, lock kept
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    train(resume=run, steps=3)  # its process is gone: the lock is taken over
+    assert [r["step"] for r in _metrics(run)] == [0, 1, 2] and not lock.exists()
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": "elsewhere"}))  # another host, touched just now
+    with pytest.raises(CheckpointError, match="on elsewhere"):
+        train(resume=run, steps=4)
+    old = time.time() - STALE_AFTER - 60
+    os.utime(lock, (old, old))  # untouched for longer than a step could take: a machine that is gone
+    train(resume=run, steps=4)
+    assert [r["step"] for r in _metrics(run)] == [0, 1, 2, 3] and not lock.exists()
+
+
 def test_resume_via_cli_raises_steps(tmp_path):
     run = tmp_path / "run"
     args = ["train", "--out", str(run), "--task", "toy-tree", "--model", "tiny", "--steps", "1", "--group-size", "4",

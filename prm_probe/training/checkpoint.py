@@ -11,13 +11,19 @@ full disk never leaves a checkpoint that looks complete; the previous checkpoint
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from prm_probe.core.runs import RunFolder, checkpoint_dirs, is_run_dir, latest_checkpoint
 from prm_probe.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "checkpoint_dirs",
@@ -98,3 +104,70 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
     dirs = checkpoint_dirs(run_dir)
     for old in dirs[: max(len(dirs) - max(keep, 1), 0)]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+#: The file a training process holds in its run folder: ``{"pid": ..., "host": ...}``.
+LOCK_FILE = "train.lock"
+#: A lock another host wrote is stale once untouched this long (the trainer touches it at every step).
+STALE_AFTER = 1800.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+@contextmanager
+def training_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``run_dir/train.lock`` while a process trains the run, so that a second one refuses instead of
+    interleaving its steps with the first's (a resume truncates the metrics the other is still appending to).
+
+    The trainer touches the file at every step. A lock is taken over (logged) when its process no longer runs on
+    this host, or when another host wrote it and it is older than :data:`STALE_AFTER` seconds (a machine that
+    restarted, or a new session with another host name); otherwise it is refused.
+
+    Raises:
+        CheckpointError: another live process holds the lock.
+    """
+    import socket
+
+    path = Path(run_dir) / LOCK_FILE
+    host = socket.gethostname()
+    mine = json.dumps({"pid": os.getpid(), "host": host})
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                held = json.loads(path.read_text(encoding="utf-8") or "{}")
+            except (OSError, json.JSONDecodeError):
+                held = {}
+            pid, where = held.get("pid"), held.get("host")
+            try:
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:  # released meanwhile
+                continue
+            dead = isinstance(pid, int) and where == host and not _alive(pid)
+            if dead or (where != host and age > STALE_AFTER):
+                logger.warning("'%s': taking over the lock of process %s on %s (%s)", run_dir, pid, where,
+                               "no longer running" if dead else f"untouched for {age:.0f} s")
+                path.unlink(missing_ok=True)
+                continue
+            raise CheckpointError(f"'{run_dir}' is being trained by process {pid} on {where} ({path} exists); "
+                                  "expected a run no other process is training; wait for it to finish or stop it "
+                                  f"(delete {path} only if that process is gone)") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(mine)
+        break
+    else:
+        raise CheckpointError(f"could not take {path}: other processes keep taking it; expected one trainer per run "
+                              "folder; stop the others")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)

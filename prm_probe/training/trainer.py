@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -478,15 +478,7 @@ def train(config: TrainConfig | None = None, out: str | os.PathLike | None = Non
         ConfigError: no config or folder, a resume folder that differs from ``out``, or a new run of 0 steps.
         CheckpointError: a new run in a folder that holds one, or a resume folder that holds none.
     """
-    from prm_probe.core.files import write_text_atomic
-    from prm_probe.training.checkpoint import (
-        is_run_dir,
-        latest_checkpoint,
-        load_training_state,
-        prune_checkpoints,
-        save_checkpoint,
-    )
-    from prm_probe.training.tasks.identity import write_run_identity
+    from prm_probe.training.checkpoint import training_lock
 
     if resume not in (False, True):  # a folder
         if out is not None and Path(out).resolve() != Path(resume).resolve():
@@ -496,6 +488,27 @@ def train(config: TrainConfig | None = None, out: str | os.PathLike | None = Non
     if out is None:
         raise ConfigError("no run folder given; expected out (--out RUN_DIR) or resume (--resume RUN_DIR); add one")
     out = Path(out)
+    with ExitStack() as held:
+        # lock an existing folder before reading its checkpoint: another process may be training it
+        lock = held.enter_context(training_lock(out)) if out.is_dir() else None
+        return _train_held(config, out, resume, steps, progress, on_step, held, lock)
+
+
+def _train_held(config: TrainConfig | None, out: Path, resume: bool, steps: int | None, progress: bool,
+                on_step: Callable[[dict[str, Any]], None] | None, held: ExitStack, lock: Path | None) -> Path:
+    """The body of :func:`train`, with the run folder's lock held (``lock``), or taken here once a new folder
+    exists; the lock file is touched at every step (its age tells a live run from a dead one on another host)."""
+    from prm_probe.core.files import write_text_atomic
+    from prm_probe.training.checkpoint import (
+        is_run_dir,
+        latest_checkpoint,
+        load_training_state,
+        prune_checkpoints,
+        save_checkpoint,
+        training_lock,
+    )
+    from prm_probe.training.tasks.identity import write_run_identity
+
     folder = RunFolder(out)
     start, start_model = 0, None
     if resume:
@@ -523,6 +536,8 @@ def train(config: TrainConfig | None = None, out: str | os.PathLike | None = Non
             config = config_from_dict({**json.loads(save_config_json(config)), "run_id": out.name})
     run = _Run(config, out, start_model)  # bad settings fail here, before anything is written
     out.mkdir(parents=True, exist_ok=True)
+    if lock is None:  # a new folder: lock it as soon as it exists
+        lock = held.enter_context(training_lock(out))
     folder.rollouts.mkdir(exist_ok=True)
     if start_model is not None:
         state = load_training_state(Path(start_model).parent, run.optimizer, run.scheduler)
@@ -542,6 +557,7 @@ def train(config: TrainConfig | None = None, out: str | os.PathLike | None = Non
 
         bar = tqdm(total=config.steps, initial=start, desc=config.run_id, unit="step")
     for step in steps:
+        lock.touch()
         record = _one_step(run, step)
         last = step + 1 == config.steps
         if (sch.val_every and (step + 1) % sch.val_every == 0) or last:

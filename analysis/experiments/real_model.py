@@ -289,9 +289,12 @@ def quality(args: argparse.Namespace) -> None:
 
 
 def _trained(run_dir: Path, steps: int) -> bool:
-    """Whether the run in ``run_dir`` has logged ``steps`` steps."""
-    metrics = run_dir / "metrics.jsonl"
-    return metrics.exists() and sum(1 for line in metrics.open() if line.strip()) >= steps
+    """Whether the run in ``run_dir`` has saved its checkpoint of step ``steps`` and no process trains it."""
+    from prm_probe.core.runs import latest_checkpoint
+    from prm_probe.training.checkpoint import LOCK_FILE
+
+    newest = latest_checkpoint(run_dir) if run_dir.is_dir() else None
+    return newest is not None and newest.name == f"step-{steps:06d}" and not (run_dir / LOCK_FILE).exists()
 
 
 # ---------------------------------------------------------------------------------------------------- report

@@ -388,6 +388,7 @@ def draw_overlap(frame: pd.DataFrame, out: Path, window: int = 10) -> list[Path]
     from prm_probe.views.plots import ALGORITHM_COLORS, plot_overlap_dynamics, save_figure, theme
 
     smooth = frame.copy()
+    smooth["step"] = smooth["step"] + 1  # after N optimiser steps, as the validation points are counted
     cols = [c for c in OVERLAP if c in smooth]
     smooth[cols] = smooth.groupby("algorithm")[cols].transform(lambda s: s.rolling(window, min_periods=1).mean())
     paths = []
@@ -404,10 +405,12 @@ def draw_overlap(frame: pd.DataFrame, out: Path, window: int = 10) -> list[Path]
         for ax, (col, title) in zip(axes, panels, strict=True):
             for algorithm, part in smooth.groupby("algorithm"):
                 if col in part:
-                    ax.plot(part["step"] + 1, part[col], label=algorithm, color=ALGORITHM_COLORS.get(algorithm))
+                    ax.plot(part["step"], part[col], label=algorithm, color=ALGORITHM_COLORS.get(algorithm))
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("training step")
         axes[0].legend()
+        fig.suptitle(f"SmolLM2-135M-Instruct, addition of 1-50: F1-F3 and gradient mass over training (mean over "
+                     f"seeds, {window}-step running mean)", fontsize=10)
         paths += save_figure(fig, out / "overlap_fractions_smollm2", close=True)
     return paths
 
@@ -485,7 +488,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--figures", type=Path, default=FIGURES, help=f"report's output root (default {FIGURES})")
     args = parser.parse_args(argv)
     args.set = _overrides(args.set)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    log.setLevel(logging.INFO)  # this driver's stages; libraries stay at warnings
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     {"calibrate": calibrate, "run": run, "quality": quality, "report": report}[args.stage](args)
 

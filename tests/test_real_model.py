@@ -150,3 +150,14 @@ def test_quality_stage_measures_before_and_after(driver, tmp_path, monkeypatch):
     assert ((summary["nodes"] >= 1) & (summary["nodes"] <= 3)).all()
     tokens = pd.read_csv(tmp_path / "figures" / "data" / "real_model_prm_quality_tokens.csv")
     assert set(tokens["advantage"]) == {"prm_advantage", "outcome_advantage"}
+
+
+def test_paired_tests_use_complete_pairs_only(driver):
+    """A seed whose λ-GRPO run is missing or unfinished is no pair (not a censored steps_to_80)."""
+    rows = pd.DataFrame({"algorithm": ["GRPO", "λ-GRPO", "GRPO", "GRPO", "λ-GRPO"], "seed": [0, 0, 1, 2, 2],
+                         "steps": [150, 150, 150, 150, 90], "val_auc": [0.6, 0.7, 0.5, 0.4, 0.9],
+                         "final_val_accuracy": [0.7, 0.8, 0.6, 0.5, 0.9], "steps_to_80": [40.0, np.nan, 50.0, 60, 10]})
+    tests = driver.paired_tests(rows, planned=150, censor=160).set_index("metric")
+    assert (tests["pairs"] == 1).all()
+    assert tests.loc["val_auc", "difference_mean"] == pytest.approx(0.1)
+    assert tests.loc["steps_to_80", "lambda_mean"] == 160  # never reached, censored

@@ -342,13 +342,15 @@ def paired_tests(rows: pd.DataFrame, planned: int, censor: float) -> pd.DataFram
     from prm_probe.views.statistics import bootstrap_mean_ci, paired_wilcoxon
 
     full = rows[rows["steps"] >= planned]
+    both = full.groupby("seed")["algorithm"].nunique()
+    full = full[full["seed"].isin(both[both == 2].index)]  # complete pairs only: a missing run is not censored
     wide = {m: full.pivot(index="seed", columns="algorithm", values=m) for m in
             ("val_auc", "final_val_accuracy", "steps_to_80")}
     out = []
     for metric, table in wide.items():
         if not {"GRPO", "λ-GRPO"} <= set(table.columns):
             continue
-        table = table.dropna(how="all").fillna(censor) if metric == "steps_to_80" else table.dropna()
+        table = table.fillna(censor) if metric == "steps_to_80" else table.dropna()
         grpo, lam = table["GRPO"].to_numpy(), table["λ-GRPO"].to_numpy()
         diff = lam - grpo
         test = paired_wilcoxon(grpo, lam)

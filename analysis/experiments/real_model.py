@@ -435,12 +435,13 @@ def report(args: argparse.Namespace) -> None:
     from prm_probe.views.compare import compare_runs
 
     keep = args.keep_dir / "runs"
-    planned = int(comparison_config(args, 0, ARMS["grpo"])["steps"])
+    config = comparison_config(args, 0, ARMS["grpo"])  # the steps and evaluation schedule every run shares
+    planned = int(config["steps"])
     rows = run_rows(keep, planned)
     data = args.figures / "data"
     data.mkdir(parents=True, exist_ok=True)
     rows.to_csv(data / "real_model_runs.csv", index=False)
-    val_every = int(run_config(args.set)["schedule"]["val_every"]) or planned
+    val_every = int(config["schedule"]["val_every"]) or planned
     tests = paired_tests(rows, planned, censor=planned + val_every)
     tests.to_csv(data / "real_model_test.csv", index=False)
     frame = overlap_frame(keep)

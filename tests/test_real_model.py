@@ -33,6 +33,10 @@ def experiment(driver, tmp_path_factory):
     return base
 
 
+def _dirs(base: Path) -> list[str]:
+    return ["--runs-dir", str(base / "runs"), "--keep-dir", str(base / "keep"), "--figures", str(base / "figures")]
+
+
 def _jsonl_gz(path: Path) -> list[dict]:
     with gzip.open(path, "rt") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -161,3 +165,92 @@ def test_paired_tests_use_complete_pairs_only(driver):
     assert (tests["pairs"] == 1).all()
     assert tests.loc["val_auc", "difference_mean"] == pytest.approx(0.1)
     assert tests.loc["steps_to_80", "lambda_mean"] == 160  # never reached, censored
+
+
+def test_report_checks_the_pairing_and_writes_the_reading(driver, experiment, tmp_path):
+    import shutil
+
+    pairing = pd.read_csv(experiment / "figures" / "data" / "real_model_pairing.csv")
+    assert pairing["seed"].tolist() == [0, 1] and pairing["paired"].all()
+    assert not (experiment / "figures" / "data" / "real_model_reading.csv").exists()  # no power table, no reading
+    shutil.copytree(experiment / "keep", tmp_path / "keep")
+    (tmp_path / "figures" / "data").mkdir(parents=True)
+    shutil.copyfile(ROOT / "figures" / "data" / "real_model_power.csv",
+                    tmp_path / "figures" / "data" / "real_model_power.csv")
+    driver.main(["report", "--steps", "2", *TINY, *_dirs(tmp_path)])
+    reading = pd.read_csv(tmp_path / "figures" / "data" / "real_model_reading.csv")
+    assert reading["bound"].tolist() == ["floor", "ceiling"]
+    assert set(reading["reading"]) == {"interim"}  # 2 of 6 pairs are never read as a result
+
+
+def test_report_refuses_runs_that_are_no_pair(driver, experiment, tmp_path):
+    """A λ-GRPO run whose first step sampled other completions (another seed or data order) is refused."""
+    import shutil
+
+    shutil.copytree(experiment / "keep", tmp_path / "keep")
+    path = tmp_path / "keep" / "runs" / "lambda_s1" / "metrics.jsonl.gz"
+    records = _jsonl_gz(path)
+    records[0]["reward_mean"] = records[0]["reward_mean"] + 0.25
+    with gzip.open(path, "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    with pytest.raises(SystemExit, match="seed 1 sampled different first steps"):
+        driver.main(["report", "--steps", "2", *TINY, *_dirs(tmp_path)])
+
+
+def test_report_refuses_a_kept_run_with_other_settings(driver, experiment, tmp_path):
+    import shutil
+
+    shutil.copytree(experiment / "keep", tmp_path / "keep")
+    path = tmp_path / "keep" / "runs" / "grpo_s0" / "config.json"
+    original = path.read_text()
+    config = json.loads(original)
+    config["optim"]["lr"] = 0.5
+    path.write_text(json.dumps(config))
+    with pytest.raises(SystemExit, match="grpo_s0 was trained with other settings"):
+        driver.main(["report", "--steps", "2", *TINY, *_dirs(tmp_path)])
+    path.write_text(original)
+    (tmp_path / "keep" / "runs" / "stray").mkdir()
+    (tmp_path / "keep" / "runs" / "stray" / "config.json").write_text("{}")
+    with pytest.raises(SystemExit, match="stray is not a run of this experiment"):
+        driver.main(["report", "--steps", "2", *TINY, *_dirs(tmp_path)])
+
+
+def test_reading_follows_the_pre_registered_rules(driver):
+    power = pd.DataFrame({"bound": ["floor", "ceiling"], "mde": [0.03, 0.09]})
+
+    def read(p: float, mean: float, lower: float, upper: float, pairs: int = 6) -> list[str]:
+        test = pd.Series({"pairs": pairs, "wilcoxon_p": p, "difference_mean": mean, "difference_lower": lower,
+                          "difference_upper": upper})
+        return driver.reading(test, power)["reading"].tolist()
+
+    assert read(0.031, 0.05, 0.02, 0.08) == ["lambda helps"] * 2
+    assert read(0.031, -0.05, -0.08, -0.02) == ["GRPO better"] * 2
+    assert read(0.56, 0.0, -0.02, 0.02) == ["smaller than detectable"] * 2
+    assert read(0.56, 0.01, -0.05, 0.06) == ["inconclusive", "smaller than detectable"]
+    assert read(0.56, 0.01, -0.10, 0.12) == ["inconclusive"] * 2
+    assert read(0.031, 0.05, 0.02, 0.08, pairs=5) == ["interim"] * 2
+
+
+def test_task_condition_reads_the_step_100_point(driver, tmp_path):
+    folder = tmp_path / "grpo_s3"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"seed": 3, "loss": {"weighting": "uniform"},
+                                                     "model": {"name": "tiny"}}))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "reward_mean": 0.1}) + "\n"
+                                                  for s in range(120)))
+    (folder / "validation.jsonl").write_text("".join(json.dumps({"step": s, "val_accuracy": s / 200}) + "\n"
+                                                     for s in range(9, 120, 10)))
+    table = driver.task_condition(tmp_path)
+    assert table.to_dict("records") == [{"seed": 3, "step": 100, "val_accuracy": 99 / 200, "below": True}]
+
+
+def test_quality_summary_leaves_out_a_table_still_being_measured(driver, tmp_path):
+    """The node table is written batch by batch; without its per-token table (written last) it is unfinished."""
+    finished = ROOT / "data" / "experiments" / "real-model" / "quality"
+    import shutil
+
+    for name in ("grpo_s0_first.csv", "grpo_s0_first_tokens.csv", "grpo_s0_last.csv"):
+        shutil.copyfile(finished / name, tmp_path / name)
+    summary = driver.quality_summary(tmp_path)
+    assert list(zip(summary["run"], summary["point"])) == [("grpo_s0", "first")]
+    assert summary["nodes"].iloc[0] == len(pd.read_csv(tmp_path / "grpo_s0_first.csv"))

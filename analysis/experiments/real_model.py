@@ -55,6 +55,11 @@ QUALITY_SEEDS = (0, 1)
 QUALITY_GROUPS, QUALITY_K, QUALITY_NODES = 16, 16, 48
 RUN_COLUMNS = ["model", "task", "algorithm", "seed", "steps", "initial_mean_reward", "val_auc", "final_val_accuracy",
                "steps_to_80"]
+#: Step-1 statistics that depend only on the sampling (pretrained weights, seed, data order): the two runs of a
+#: pair must agree on them exactly, or they are no pair.
+SAMPLING = ("reward_mean", "completion_length_mean", "path_depth_mean", "intermediate_proportion_mean")
+#: The task condition (pre-registered): a GRPO seed still below this validation accuracy after this step.
+CONDITION_STEP, CONDITION_ACCURACY = 100, 0.8
 OVERLAP = ["path_depth_mean", "path_depth_median", "intermediate_proportion_mean", "intermediate_proportion_median",
            "nontrivial_fraction", "proper_branching_fraction", "informative_branching_fraction",
            "gradient_mass_ratio"]
@@ -364,6 +369,89 @@ def paired_tests(rows: pd.DataFrame, planned: int, censor: float) -> pd.DataFram
     return pd.DataFrame(out)
 
 
+def check_kept(keep: Path, expected: Any) -> list[Path]:
+    """The kept runs, each checked against the config it must have been trained with (``expected(seed, weighting)``);
+    a folder named for no arm and seed, or trained with other settings, is refused (SystemExit)."""
+    folders = sorted(p for p in keep.iterdir() if (p / "config.json").exists())
+    for folder in folders:
+        arm, _, seed = folder.name.rpartition("_s")
+        if arm not in ARMS or not seed.isdigit():
+            raise SystemExit(f"error: {folder} is not a run of this experiment (expected <grpo|lambda>_s<seed>); "
+                             "move it out of the kept runs")
+        _same(folder, expected(int(seed), ARMS[arm]))
+    return folders
+
+
+def pairing_check(keep: Path) -> pd.DataFrame:
+    """Per seed with both runs kept: the step-1 sampling statistics (``SAMPLING``) of each run and whether they are
+    equal. Before the first update the two algorithms sample from the same weights with the same seed and data, so
+    any difference means the runs are not paired (another seed, data order or start)."""
+    rows = []
+    for seed in SEEDS:
+        paths = {arm: keep / f"{arm}_s{seed}" / "metrics.jsonl.gz" for arm in ARMS}
+        if not all(p.exists() for p in paths.values()):
+            continue
+        first = {}
+        for arm, path in paths.items():
+            with gzip.open(path, "rt") as f:
+                first[arm] = json.loads(f.readline())
+        row = {"seed": seed, **{f"{arm}_{k}": first[arm].get(k) for arm in ARMS for k in SAMPLING}}
+        row["paired"] = all(first["grpo"].get(k) == first["lambda"].get(k) for k in SAMPLING)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def task_condition(keep: Path) -> pd.DataFrame:
+    """The pre-registered task condition, per kept GRPO run: validation accuracy after step ``CONDITION_STEP``
+    and whether it is below ``CONDITION_ACCURACY`` (the condition holds when any seed is)."""
+    from prm_probe.core.runs import load_run
+
+    rows = []
+    for folder in sorted(keep.glob("grpo_s*")):
+        if not (folder / "config.json").exists():
+            continue
+        r = load_run(folder)
+        val = r.values("val_accuracy")
+        at = val.loc[val["step"] + 1 == CONDITION_STEP, "value"]
+        if at.size:
+            rows.append({"seed": r.seed, "step": CONDITION_STEP, "val_accuracy": float(at.iloc[0]),
+                         "below": bool(at.iloc[0] < CONDITION_ACCURACY)})
+    return pd.DataFrame(rows, columns=["seed", "step", "val_accuracy", "below"])
+
+
+def reading(test: pd.Series, power: pd.DataFrame, pairs: int = len(SEEDS)) -> pd.DataFrame:
+    """The pre-registered reading of the primary test (``test``: the ``val_auc`` row of :func:`paired_tests`),
+    once against each bound of the minimum detectable effect in ``power`` (floor and ceiling).
+
+    - ``lambda helps``: p < 0.05 with a positive mean difference;
+    - ``GRPO better``: p < 0.05 with a negative one (the pre-registration names no reading; this one is plain);
+    - ``smaller than detectable``: p ≥ 0.05 and the bootstrap interval inside ± the bound;
+    - ``inconclusive``: p ≥ 0.05 and the interval wider;
+    - ``interim``: fewer than ``pairs`` complete pairs.
+
+    Example:
+        >>> t = pd.Series({"pairs": 6, "wilcoxon_p": 0.3, "difference_mean": 0.01, "difference_lower": -0.02,
+        ...                "difference_upper": 0.04})
+        >>> reading(t, pd.DataFrame({"bound": ["floor", "ceiling"], "mde": [0.03, 0.09]}))["reading"].tolist()
+        ['inconclusive', 'smaller than detectable']
+    """
+    out = []
+    for _, bound in power.iterrows():
+        if test["pairs"] < pairs:
+            verdict = "interim"
+        elif test["wilcoxon_p"] < 0.05:
+            verdict = "lambda helps" if test["difference_mean"] > 0 else "GRPO better"
+        elif -bound["mde"] <= test["difference_lower"] and test["difference_upper"] <= bound["mde"]:
+            verdict = "smaller than detectable"
+        else:
+            verdict = "inconclusive"
+        out.append({"bound": bound["bound"], "mde": bound["mde"], "pairs": int(test["pairs"]),
+                    "wilcoxon_p": test["wilcoxon_p"], "difference_mean": test["difference_mean"],
+                    "difference_lower": test["difference_lower"], "difference_upper": test["difference_upper"],
+                    "reading": verdict})
+    return pd.DataFrame(out)
+
+
 def overlap_frame(keep: Path) -> pd.DataFrame:
     """Per algorithm and step: the mean over seeds of the live overlap metrics and of the validation reward."""
     from prm_probe.core.runs import load_run
@@ -418,12 +506,19 @@ def draw_overlap(frame: pd.DataFrame, out: Path, window: int = 10) -> list[Path]
 
 
 def quality_summary(folder: Path) -> pd.DataFrame:
-    """One row per node table ``<run>_<first|last>.csv`` in ``folder``: the overall summary of prm-quality."""
+    """One row per finished node table ``<run>_<first|last>.csv`` in ``folder``: the overall summary of prm-quality.
+
+    A node table is written batch by batch while it is measured (so a rerun resumes); only one whose per-token
+    table ``<run>_<point>_tokens.csv`` exists, written last, is finished. Unfinished ones are left out and logged.
+    """
     from prm_probe.core.prm_quality import prm_quality_summary
 
     rows = []
     for path in sorted(folder.glob("grpo_s*_*.csv")):
         if path.stem.endswith(("_first", "_last")):
+            if not path.with_name(f"{path.stem}_tokens.csv").exists():
+                log.info("leaving out %s: still being measured (rerun `quality` to finish it)", path.name)
+                continue
             run, point = path.stem.rsplit("_", 1)
             overall = prm_quality_summary(pd.read_csv(path))["overall"].iloc[0].to_dict()
             rows.append({"run": run, "point": point, **overall})
@@ -437,18 +532,31 @@ def report(args: argparse.Namespace) -> None:
     keep = args.keep_dir / "runs"
     config = comparison_config(args, 0, ARMS["grpo"])  # the steps and evaluation schedule every run shares
     planned = int(config["steps"])
+    folders = check_kept(keep, lambda seed, weighting: comparison_config(args, seed, weighting))
+    pairing = pairing_check(keep)
+    if len(pairing) and not pairing["paired"].all():
+        bad = ", ".join(str(s) for s in pairing.loc[~pairing["paired"], "seed"])
+        raise SystemExit(f"error: the two runs of seed {bad} sampled different first steps, so they are no pair "
+                         "(another seed, data order or start); retrain them with the config file's settings")
     rows = run_rows(keep, planned)
     data = args.figures / "data"
     data.mkdir(parents=True, exist_ok=True)
     rows.to_csv(data / "real_model_runs.csv", index=False)
+    pairing.to_csv(data / "real_model_pairing.csv", index=False)
+    condition = task_condition(keep)
+    condition.to_csv(data / "real_model_condition.csv", index=False)
     val_every = int(config["schedule"]["val_every"]) or planned
     tests = paired_tests(rows, planned, censor=planned + val_every)
     tests.to_csv(data / "real_model_test.csv", index=False)
+    power_path = data / "real_model_power.csv"
+    verdict = pd.DataFrame()
+    if power_path.exists() and len(tests):
+        verdict = reading(tests.set_index("metric").loc["val_auc"], pd.read_csv(power_path))
+        verdict.to_csv(data / "real_model_reading.csv", index=False)
     frame = overlap_frame(keep)
     frame.to_csv(data / "real_model_overlap.csv", index=False)
     draw_overlap(frame, args.figures)
-    comparison = compare_runs(sorted(p for p in keep.iterdir() if (p / "config.json").exists()),
-                              metric="val_accuracy")
+    comparison = compare_runs(folders, metric="val_accuracy")
     comparison.write(args.figures / "real_model")
     if (args.keep_dir / "quality").exists():
         quality_summary(args.keep_dir / "quality").to_csv(data / "real_model_prm_quality.csv", index=False)
@@ -457,7 +565,8 @@ def report(args: argparse.Namespace) -> None:
             pd.concat([pd.read_csv(p) for p in tokens]).to_csv(data / "real_model_prm_quality_tokens.csv", index=False)
     pairs = int(tests["pairs"].max()) if len(tests) else 0
     status = "the pre-registered result" if pairs >= len(SEEDS) else f"INTERIM: {pairs} of {len(SEEDS)} pairs"
-    log.info("%s\n%s\n%s", status, rows.to_string(index=False), tests.to_string(index=False))
+    log.info("%s\n%s\n%s\n%s\n%s", status, rows.to_string(index=False), tests.to_string(index=False),
+             condition.to_string(index=False), verdict.to_string(index=False))
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

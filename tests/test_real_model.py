@@ -254,3 +254,13 @@ def test_quality_summary_leaves_out_a_table_still_being_measured(driver, tmp_pat
     summary = driver.quality_summary(tmp_path)
     assert list(zip(summary["run"], summary["point"])) == [("grpo_s0", "first")]
     assert summary["nodes"].iloc[0] == len(pd.read_csv(tmp_path / "grpo_s0_first.csv"))
+
+
+def test_pair_table_lists_complete_pairs_with_their_differences(driver):
+    rows = pd.DataFrame({"algorithm": ["GRPO", "λ-GRPO", "GRPO", "GRPO", "λ-GRPO"], "seed": [0, 0, 1, 2, 2],
+                         "steps": [150, 150, 150, 150, 90], "val_auc": [0.6, 0.7, 0.5, 0.4, 0.9],
+                         "final_val_accuracy": [0.7, 0.8, 0.6, 0.5, 0.9], "steps_to_80": [40.0, np.nan, 50.0, 60, 10]})
+    table = driver.pair_table(rows, planned=150)
+    assert table["seed"].tolist() == [0]  # seed 1 has no λ-GRPO run, seed 2's is unfinished
+    assert table["val_auc_difference"].iloc[0] == pytest.approx(0.1)
+    assert np.isnan(table["steps_to_80_lambda"].iloc[0]) and np.isnan(table["steps_to_80_difference"].iloc[0])

@@ -339,6 +339,22 @@ def run_rows(keep: Path, planned: int | None = None) -> pd.DataFrame:
     return frame[RUN_COLUMNS].sort_values(["algorithm", "seed"]).reset_index(drop=True)
 
 
+def pair_table(rows: pd.DataFrame, planned: int) -> pd.DataFrame:
+    """Per seed with both runs at ``planned`` steps: each metric of GRPO and λ-GRPO and their difference λ − GRPO
+    (``steps_to_80`` NaN when not reached), the per-seed outcomes behind :func:`paired_tests`."""
+    full = rows[rows["steps"] >= planned]
+    out = None
+    for metric in ("val_auc", "final_val_accuracy", "steps_to_80"):
+        wide = full.pivot(index="seed", columns="algorithm", values=metric).dropna(how="all")
+        if not {"GRPO", "λ-GRPO"} <= set(wide.columns):
+            return pd.DataFrame()
+        part = pd.DataFrame({f"{metric}_grpo": wide["GRPO"], f"{metric}_lambda": wide["λ-GRPO"],
+                             f"{metric}_difference": wide["λ-GRPO"] - wide["GRPO"]})
+        out = part if out is None else out.join(part, how="inner")
+    pairs = full.groupby("seed")["algorithm"].nunique()
+    return out.loc[out.index.isin(pairs[pairs == 2].index)].reset_index()
+
+
 def paired_tests(rows: pd.DataFrame, planned: int, censor: float) -> pd.DataFrame:
     """The pre-registered test of each metric on the complete pairs (both algorithms at ``planned`` steps):
     per-algorithm means with bootstrap 95 % intervals, the mean paired difference λ-GRPO − GRPO with its bootstrap
@@ -545,6 +561,7 @@ def report(args: argparse.Namespace) -> None:
     pairing.to_csv(data / "real_model_pairing.csv", index=False)
     condition = task_condition(keep)
     condition.to_csv(data / "real_model_condition.csv", index=False)
+    pair_table(rows, planned).to_csv(data / "real_model_pairs.csv", index=False)
     val_every = int(config["schedule"]["val_every"]) or planned
     tests = paired_tests(rows, planned, censor=planned + val_every)
     tests.to_csv(data / "real_model_test.csv", index=False)

@@ -264,3 +264,20 @@ def test_pair_table_lists_complete_pairs_with_their_differences(driver):
     assert table["seed"].tolist() == [0]  # seed 1 has no λ-GRPO run, seed 2's is unfinished
     assert table["val_auc_difference"].iloc[0] == pytest.approx(0.1)
     assert np.isnan(table["steps_to_80_lambda"].iloc[0]) and np.isnan(table["steps_to_80_difference"].iloc[0])
+
+
+def test_result_markdown_carries_the_tables_numbers(driver):
+    rows = pd.DataFrame({"algorithm": ["GRPO", "λ-GRPO"] * 6, "seed": np.repeat(range(6), 2), "steps": 150,
+                         "val_auc": [0.60, 0.65, 0.61, 0.66, 0.62, 0.67, 0.63, 0.68, 0.64, 0.69, 0.65, 0.70],
+                         "final_val_accuracy": 0.8, "steps_to_80": [40.0, np.nan] * 6})
+    tests = driver.paired_tests(rows, planned=150, censor=160)
+    power = pd.DataFrame({"bound": ["floor", "ceiling"], "mde": [0.026, 0.092]})
+    verdict = driver.reading(tests.set_index("metric").loc["val_auc"], power)
+    condition = pd.DataFrame({"seed": [0], "step": [100], "val_accuracy": [0.625], "below": [True]})
+    text = driver.result_markdown(driver.pair_table(rows, 150), tests, verdict, condition, censor=160)
+    assert "(the pre-registered result)" in text and "INTERIM" not in text
+    assert "| 5 | 0.650 | 0.700 | +0.050 | 0.800 | 0.800 | 40 | not reached |" in text
+    # six positive differences: the exact test's floor, 2/64
+    assert "| val_auc | 6 | 6 | 0.625 [" in text and "| 6 of 6 | 0.031 | 0.031 |" in text
+    assert "| floor | 0.026 | lambda helps |" in text and "as step 160" in text
+    assert "holds (seed 0: 0.625)" in text

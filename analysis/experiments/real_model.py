@@ -468,6 +468,57 @@ def reading(test: pd.Series, power: pd.DataFrame, pairs: int = len(SEEDS)) -> pd
     return pd.DataFrame(out)
 
 
+def result_markdown(pairs: pd.DataFrame, tests: pd.DataFrame, verdict: pd.DataFrame,
+                    condition: pd.DataFrame, censor: float) -> str:
+    """The pre-registered result as Markdown, every number from the tables the report writes: per-seed outcomes,
+    the paired tests, the reading against both power bounds and the task condition (``censor``: the step a run
+    that never reaches the steps_to_80 threshold counts as)."""
+    def num(x: float) -> str:
+        return "n/a" if pd.isna(x) else f"{x:.3f}"
+
+    def steps(x: float) -> str:
+        return "not reached" if pd.isna(x) else f"{x:.0f}"
+
+    complete = int(tests["pairs"].max()) if len(tests) else 0
+    head = ("the pre-registered result" if complete >= len(SEEDS)
+            else f"INTERIM: {complete} of {len(SEEDS)} pairs, no conclusion")
+    out = [f"# SmolLM2-135M-Instruct, addition of 1-50: GRPO against λ-GRPO ({head})", "",
+           "Written by `python analysis/experiments/real_model.py report` from the committed runs. `val_auc` is "
+           "the mean validation accuracy over the 15 evaluation points (steps 10-150), the final accuracy one "
+           "evaluation after step 150; differences are λ-GRPO − GRPO of the same seed.", "",
+           "## Per seed", "",
+           "| seed | val_auc GRPO | val_auc λ-GRPO | difference | final GRPO | final λ-GRPO | steps_to_80 GRPO | "
+           "steps_to_80 λ-GRPO |", "|---|---|---|---|---|---|---|---|"]
+    for _, r in pairs.iterrows():
+        out.append(f"| {int(r['seed'])} | {num(r['val_auc_grpo'])} | {num(r['val_auc_lambda'])} | "
+                   f"{r['val_auc_difference']:+.3f} | {num(r['final_val_accuracy_grpo'])} | "
+                   f"{num(r['final_val_accuracy_lambda'])} | {steps(r['steps_to_80_grpo'])} | "
+                   f"{steps(r['steps_to_80_lambda'])} |")
+    out += ["", "## Paired tests (exact two-sided Wilcoxon signed-rank; bootstrap 95 % intervals of the mean)", "",
+            "| metric | pairs | n after ties | GRPO mean [95 % CI] | λ-GRPO mean [95 % CI] | difference [95 % CI] | "
+            "λ better | p | smallest p possible |", "|---|---|---|---|---|---|---|---|---|"]
+    for _, t in tests.iterrows():
+        out.append(f"| {t['metric']} | {int(t['pairs'])} | {int(t['wilcoxon_n'])} | {num(t['grpo_mean'])} "
+                   f"[{num(t['grpo_lower'])}, {num(t['grpo_upper'])}] | {num(t['lambda_mean'])} "
+                   f"[{num(t['lambda_lower'])}, {num(t['lambda_upper'])}] | {t['difference_mean']:+.3f} "
+                   f"[{num(t['difference_lower'])}, {num(t['difference_upper'])}] | {int(t['lambda_better'])} of "
+                   f"{int(t['pairs'])} | {num(t['wilcoxon_p'])} | {num(t['wilcoxon_floor'])} |")
+    out += ["", f"steps_to_80 counts a run that never reaches the threshold as step {censor:.0f}; only val_auc is tested "
+            "(α = 0.05), the others are descriptive.", ""]
+    if len(verdict):
+        out += ["## Reading (pre-registered rules, primary metric)", "",
+                "| power bound | minimum detectable effect | reading |", "|---|---|---|"]
+        out += [f"| {v['bound']} | {v['mde']:.3f} | {v['reading']} |" for _, v in verdict.iterrows()]
+        out.append("")
+    if len(condition):
+        holds = "holds" if condition["below"].any() else "does not hold"
+        out += ["## Task condition", "",
+                f"A GRPO seed still below {CONDITION_ACCURACY} validation accuracy after step {CONDITION_STEP}: "
+                f"{holds} (" + ", ".join(f"seed {int(c['seed'])}: {c['val_accuracy']:.3f}"
+                                          for _, c in condition.iterrows()) + ").", ""]
+    return "\n".join(out)
+
+
 def overlap_frame(keep: Path) -> pd.DataFrame:
     """Per algorithm and step: the mean over seeds of the live overlap metrics and of the validation reward."""
     from prm_probe.core.runs import load_run
@@ -570,6 +621,9 @@ def report(args: argparse.Namespace) -> None:
     if power_path.exists() and len(tests):
         verdict = reading(tests.set_index("metric").loc["val_auc"], pd.read_csv(power_path))
         verdict.to_csv(data / "real_model_reading.csv", index=False)
+    (args.figures / "real_model").mkdir(parents=True, exist_ok=True)
+    (args.figures / "real_model" / "result.md").write_text(
+        result_markdown(pair_table(rows, planned), tests, verdict, condition, planned + val_every), encoding="utf-8")
     frame = overlap_frame(keep)
     frame.to_csv(data / "real_model_overlap.csv", index=False)
     draw_overlap(frame, args.figures)

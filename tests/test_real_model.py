@@ -281,3 +281,16 @@ def test_result_markdown_carries_the_tables_numbers(driver):
     assert "| val_auc | 6 | 6 | 0.625 [" in text and "| 6 of 6 | 0.031 | 0.031 |" in text
     assert "| floor | 0.026 | lambda helps |" in text and "as step 160" in text
     assert "holds (seed 0: 0.625)" in text
+
+
+def test_overlap_figure_averages_complete_pairs_only(driver, experiment, tmp_path):
+    """A run whose pair is still training stays out of the per-algorithm means, so both use the same seeds."""
+    import shutil
+
+    shutil.copytree(experiment / "keep" / "runs", tmp_path / "runs")
+    assert set(driver.overlap_frame(tmp_path / "runs")["seeds"]) == {2}
+    shutil.rmtree(tmp_path / "runs" / "lambda_s1")
+    frame = driver.overlap_frame(tmp_path / "runs")
+    assert set(frame["seeds"]) == {1} and sorted(frame["algorithm"].unique()) == ["GRPO", "λ-GRPO"]
+    shutil.rmtree(tmp_path / "runs" / "lambda_s0")
+    assert driver.overlap_frame(tmp_path / "runs").empty

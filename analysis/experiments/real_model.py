@@ -520,17 +520,23 @@ def result_markdown(pairs: pd.DataFrame, tests: pd.DataFrame, verdict: pd.DataFr
 
 
 def overlap_frame(keep: Path) -> pd.DataFrame:
-    """Per algorithm and step: the mean over seeds of the live overlap metrics and of the validation reward."""
+    """Per algorithm and step: the mean over seeds of the live overlap metrics and of the validation reward.
+
+    Only seeds whose runs of both algorithms are kept count, so the two algorithms are averaged over the same
+    seeds (a run whose pair is still training joins when its pair is kept)."""
     from prm_probe.core.runs import load_run
 
+    paired = [s for s in SEEDS if all((keep / f"{arm}_s{s}" / "config.json").exists() for arm in ARMS)]
     parts = []
-    for folder in sorted(p for p in keep.iterdir() if (p / "config.json").exists()):
+    for folder in [keep / f"{arm}_s{s}" for s in paired for arm in ARMS]:
         r = load_run(folder)
         m = r.metrics[["step", *[c for c in OVERLAP if c in r.metrics]]].copy()
         m = m.merge(r.validation[["step", "val_reward_mean", "val_accuracy"]], on="step", how="left")
         m.insert(0, "algorithm", r.algorithm)
         m.insert(1, "seed", r.seed)
         parts.append(m)
+    if not parts:
+        return pd.DataFrame()
     frame = pd.concat(parts, ignore_index=True)
     means = frame.drop(columns="seed").groupby(["algorithm", "step"], as_index=False).mean()
     means["seeds"] = frame.groupby(["algorithm", "step"]).size().to_numpy()
@@ -626,7 +632,8 @@ def report(args: argparse.Namespace) -> None:
         result_markdown(pair_table(rows, planned), tests, verdict, condition, planned + val_every), encoding="utf-8")
     frame = overlap_frame(keep)
     frame.to_csv(data / "real_model_overlap.csv", index=False)
-    draw_overlap(frame, args.figures)
+    if len(frame):
+        draw_overlap(frame, args.figures)
     comparison = compare_runs(folders, metric="val_accuracy")
     comparison.write(args.figures / "real_model")
     if (args.keep_dir / "quality").exists():

@@ -339,10 +339,17 @@ def run_rows(keep: Path, planned: int | None = None) -> pd.DataFrame:
     return frame[RUN_COLUMNS].sort_values(["algorithm", "seed"]).reset_index(drop=True)
 
 
+def complete_pairs(rows: pd.DataFrame, planned: int) -> pd.DataFrame:
+    """The rows of seeds whose runs of both algorithms reached ``planned`` steps."""
+    full = rows[rows["steps"] >= planned]
+    both = full.groupby("seed")["algorithm"].nunique()
+    return full[full["seed"].isin(both[both == 2].index)]
+
+
 def pair_table(rows: pd.DataFrame, planned: int) -> pd.DataFrame:
     """Per seed with both runs at ``planned`` steps: each metric of GRPO and λ-GRPO and their difference λ − GRPO
     (``steps_to_80`` NaN when not reached), the per-seed outcomes behind :func:`paired_tests`."""
-    full = rows[rows["steps"] >= planned]
+    full = complete_pairs(rows, planned)
     out = None
     for metric in ("val_auc", "final_val_accuracy", "steps_to_80"):
         wide = full.pivot(index="seed", columns="algorithm", values=metric).dropna(how="all")
@@ -351,8 +358,7 @@ def pair_table(rows: pd.DataFrame, planned: int) -> pd.DataFrame:
         part = pd.DataFrame({f"{metric}_grpo": wide["GRPO"], f"{metric}_lambda": wide["λ-GRPO"],
                              f"{metric}_difference": wide["λ-GRPO"] - wide["GRPO"]})
         out = part if out is None else out.join(part, how="inner")
-    pairs = full.groupby("seed")["algorithm"].nunique()
-    return out.loc[out.index.isin(pairs[pairs == 2].index)].reset_index()
+    return out.reset_index()
 
 
 def paired_tests(rows: pd.DataFrame, planned: int, censor: float) -> pd.DataFrame:
@@ -362,9 +368,7 @@ def paired_tests(rows: pd.DataFrame, planned: int, censor: float) -> pd.DataFram
     ``steps_to_80`` of a run that never reaches the threshold counts as ``censor`` (later than any reached step)."""
     from prm_probe.views.statistics import bootstrap_mean_ci, paired_wilcoxon
 
-    full = rows[rows["steps"] >= planned]
-    both = full.groupby("seed")["algorithm"].nunique()
-    full = full[full["seed"].isin(both[both == 2].index)]  # complete pairs only: a missing run is not censored
+    full = complete_pairs(rows, planned)  # a missing run is no pair, not a censored steps_to_80
     wide = {m: full.pivot(index="seed", columns="algorithm", values=m) for m in
             ("val_auc", "final_val_accuracy", "steps_to_80")}
     out = []

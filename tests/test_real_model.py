@@ -294,3 +294,31 @@ def test_overlap_figure_averages_complete_pairs_only(driver, experiment, tmp_pat
     assert set(frame["seeds"]) == {1} and sorted(frame["algorithm"].unique()) == ["GRPO", "λ-GRPO"]
     shutil.rmtree(tmp_path / "runs" / "lambda_s0")
     assert driver.overlap_frame(tmp_path / "runs").empty
+
+
+def test_overlap_summary_by_hand(driver):
+    """Window means per seed, their seed range, and the running-mean peak, on a frame small enough to do by hand."""
+    # 2 seeds x 5 steps of one algorithm, window 2: seed 0 path depth 0,1,2,3,4; seed 1 the same plus 2.
+    rows = [{"algorithm": "GRPO", "seed": s, "step": t, "path_depth_mean": t + 2 * s} for s in (0, 1) for t in range(5)]
+    summary = driver.overlap_summary(pd.DataFrame(rows), window=2).set_index("metric").loc["path_depth_mean"]
+    assert summary["seeds"] == 2 and summary["window"] == 2
+    # first 2 steps: seed 0 mean 0.5, seed 1 mean 2.5 -> 1.5 [0.5, 2.5]; last 2 steps: 3.5 and 5.5 -> 4.5
+    assert (summary["start"], summary["start_min"], summary["start_max"]) == (1.5, 0.5, 2.5)
+    assert (summary["end"], summary["end_min"], summary["end_max"]) == (4.5, 3.5, 5.5)
+    # seed means 1,2,3,4,5; running mean of 2 peaks at 4.5 over steps 3-4 (0-based), i.e. after step 5
+    assert summary["peak"] == 4.5 and summary["peak_step"] == 5
+    # a rise then a fall: the peak is inside, not at the end
+    rows = [{"algorithm": "λ-GRPO", "seed": 0, "step": t, "path_depth_mean": v} for t, v in enumerate([0, 2, 4, 2, 0])]
+    summary = driver.overlap_summary(pd.DataFrame(rows), window=2).iloc[0]
+    assert summary["peak"] == 3.0 and summary["peak_step"] in (3, 4) and summary["end"] == 1.0
+
+
+def test_result_markdown_carries_the_overlap_summary(driver):
+    rows = [{"algorithm": a, "seed": s, "step": t, "path_depth_mean": t + s, "gradient_mass_ratio": 0.5}
+            for a in ("GRPO", "λ-GRPO") for s in (0, 1) for t in range(20)]
+    overlap = driver.overlap_summary(pd.DataFrame(rows))
+    text = driver.result_markdown(pd.DataFrame(), pd.DataFrame(columns=["pairs"]), pd.DataFrame(), pd.DataFrame(),
+                                  160, overlap)
+    # path depth: first 10 steps 4.5 / 5.5 per seed -> 5.000 [4.500, 5.500]; last 10: 14.5 / 15.5
+    assert "| path_depth_mean | GRPO | 5.000 [4.500, 5.500] | 15.000 [14.500, 15.500] | 15.000 (20) |" in text
+    assert "2 seeds per algorithm" in text

@@ -473,10 +473,11 @@ def reading(test: pd.Series, power: pd.DataFrame, pairs: int = len(SEEDS)) -> pd
 
 
 def result_markdown(pairs: pd.DataFrame, tests: pd.DataFrame, verdict: pd.DataFrame,
-                    condition: pd.DataFrame, censor: float) -> str:
+                    condition: pd.DataFrame, censor: float, overlap: pd.DataFrame | None = None) -> str:
     """The pre-registered result as Markdown, every number from the tables the report writes: per-seed outcomes,
-    the paired tests, the reading against both power bounds and the task condition (``censor``: the step a run
-    that never reaches the steps_to_80 threshold counts as)."""
+    the paired tests, the reading against both power bounds, the task condition (``censor``: the step a run
+    that never reaches the steps_to_80 threshold counts as) and, when given, the overlap summary
+    (:func:`overlap_summary`)."""
     def num(x: float) -> str:
         return "n/a" if pd.isna(x) else f"{x:.3f}"
 
@@ -520,13 +521,26 @@ def result_markdown(pairs: pd.DataFrame, tests: pd.DataFrame, verdict: pd.DataFr
                 f"A GRPO seed still below {CONDITION_ACCURACY} validation accuracy after step {CONDITION_STEP}: "
                 f"{holds} (" + ", ".join(f"seed {int(c['seed'])}: {c['val_accuracy']:.3f}"
                                           for _, c in condition.iterrows()) + ").", ""]
+    if overlap is not None and len(overlap):
+        window = int(overlap["window"].iloc[0])
+        seeds = int(overlap["seeds"].min())
+        out += [f"## Overlap over training (descriptive; {seeds} seeds per algorithm)", "",
+                f"Window means of the first and the last {window} steps: the mean over seeds, then the smallest and "
+                f"the largest seed in brackets. The peak is the largest {window}-step running mean of the seed means, "
+                "at the last step of its window.", "",
+                "| metric | algorithm | first steps | last steps | peak (step) |", "|---|---|---|---|---|"]
+        for _, o in overlap.sort_values(["metric", "algorithm"]).iterrows():
+            out.append(f"| {o['metric']} | {o['algorithm']} | {num(o['start'])} [{num(o['start_min'])}, "
+                       f"{num(o['start_max'])}] | {num(o['end'])} [{num(o['end_min'])}, {num(o['end_max'])}] | "
+                       f"{num(o['peak'])} ({steps(o['peak_step'])}) |")
+        out.append("")
     return "\n".join(out)
 
 
-def overlap_frame(keep: Path) -> pd.DataFrame:
-    """Per algorithm and step: the mean over seeds of the live overlap metrics and of the validation reward.
+def overlap_seeds(keep: Path) -> pd.DataFrame:
+    """Per algorithm, seed and step: the live overlap metrics and the validation reward of each kept run.
 
-    Only seeds whose runs of both algorithms are kept count, so the two algorithms are averaged over the same
+    Only seeds whose runs of both algorithms are kept count, so the two algorithms are described over the same
     seeds (a run whose pair is still training joins when its pair is kept)."""
     from prm_probe.core.runs import load_run
 
@@ -539,12 +553,48 @@ def overlap_frame(keep: Path) -> pd.DataFrame:
         m.insert(0, "algorithm", r.algorithm)
         m.insert(1, "seed", r.seed)
         parts.append(m)
-    if not parts:
-        return pd.DataFrame()
-    frame = pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def overlap_frame(keep: Path) -> pd.DataFrame:
+    """Per algorithm and step: the mean over seeds (complete pairs only, :func:`overlap_seeds`) of the live
+    overlap metrics and of the validation reward; ``seeds`` counts the runs averaged."""
+    frame = overlap_seeds(keep)
+    if frame.empty:
+        return frame
     means = frame.drop(columns="seed").groupby(["algorithm", "step"], as_index=False).mean()
     means["seeds"] = frame.groupby(["algorithm", "step"]).size().to_numpy()
     return means
+
+
+def overlap_summary(per_seed: pd.DataFrame, window: int = 10) -> pd.DataFrame:
+    """The numbers the overlap paragraph quotes, one row per algorithm and metric.
+
+    ``start`` and ``end`` are window means over the first and the last ``window`` steps (steps 1-10 and 141-150 of a
+    150-step run, counted after N optimiser steps as the validation points are): the mean over seeds of each seed's
+    window mean, with the smallest and largest seed. ``peak`` is the maximum of the ``window``-step running mean of
+    the seed means, and ``peak_step`` the last step of that window.
+
+    Args:
+        per_seed: :func:`overlap_seeds` (``algorithm, seed, step`` and the metric columns; ``step`` from 0).
+    """
+    rows = []
+    cols = [c for c in OVERLAP if c in per_seed]
+    for algorithm, part in per_seed.groupby("algorithm"):
+        steps = np.sort(part["step"].unique())
+        first, last = steps[:window], steps[-window:]
+        mean = part.groupby("step")[cols].mean().sort_index()
+        running = mean.rolling(window, min_periods=window).mean()
+        for col in cols:
+            start = part[part["step"].isin(first)].groupby("seed")[col].mean()
+            end = part[part["step"].isin(last)].groupby("seed")[col].mean()
+            peak = running[col]
+            rows.append({"algorithm": algorithm, "metric": col, "seeds": part["seed"].nunique(),
+                         "start": start.mean(), "start_min": start.min(), "start_max": start.max(),
+                         "end": end.mean(), "end_min": end.min(), "end_max": end.max(),
+                         "peak": peak.max(), "peak_step": int(peak.idxmax()) + 1 if peak.notna().any() else None,
+                         "window": window})
+    return pd.DataFrame(rows)
 
 
 def draw_overlap(frame: pd.DataFrame, out: Path, window: int = 10) -> list[Path]:
@@ -631,11 +681,14 @@ def report(args: argparse.Namespace) -> None:
     if power_path.exists() and len(tests):
         verdict = reading(tests.set_index("metric").loc["val_auc"], pd.read_csv(power_path))
         verdict.to_csv(data / "real_model_reading.csv", index=False)
-    (args.figures / "real_model").mkdir(parents=True, exist_ok=True)
-    (args.figures / "real_model" / "result.md").write_text(
-        result_markdown(pair_table(rows, planned), tests, verdict, condition, planned + val_every), encoding="utf-8")
     frame = overlap_frame(keep)
     frame.to_csv(data / "real_model_overlap.csv", index=False)
+    overlap = overlap_summary(overlap_seeds(keep)) if len(frame) else pd.DataFrame()
+    overlap.to_csv(data / "real_model_overlap_summary.csv", index=False)
+    (args.figures / "real_model").mkdir(parents=True, exist_ok=True)
+    (args.figures / "real_model" / "result.md").write_text(
+        result_markdown(pair_table(rows, planned), tests, verdict, condition, planned + val_every, overlap),
+        encoding="utf-8")
     if len(frame):
         draw_overlap(frame, args.figures)
     comparison = compare_runs(folders, metric="val_accuracy")

@@ -322,3 +322,23 @@ def test_result_markdown_carries_the_overlap_summary(driver):
     # path depth: first 10 steps 4.5 / 5.5 per seed -> 5.000 [4.500, 5.500]; last 10: 14.5 / 15.5
     assert "| path_depth_mean | GRPO | 5.000 [4.500, 5.500] | 15.000 [14.500, 15.500] | 15.000 (20) |" in text
     assert "2 seeds per algorithm" in text
+
+
+def test_sensitivity_by_hand(driver):
+    """The post-hoc firmness: observed spread of the differences, the MDE it implies, leave-one-seed-out means."""
+    from scipy.stats import norm
+
+    diff = [0.04, -0.02, -0.01, -0.03, 0.00, -0.02]
+    f = driver.sensitivity(pd.DataFrame({"seed": range(6), "val_auc_difference": diff})).iloc[0]
+    assert f["pairs"] == 6 and abs(f["difference_mean"] - (-0.04 / 6)) < 1e-12
+    sd = (sum((d + 0.04 / 6) ** 2 for d in diff) / 5) ** 0.5
+    assert abs(f["sigma_d"] - sd) < 1e-12 and abs(f["z"] - norm.ppf(0.8 ** (1 / 6))) < 1e-12
+    assert abs(f["mde"] - 1.7927 * sd) < 1e-4
+    # leaving out +0.04 gives -0.016, leaving out -0.03 gives -0.002; none reaches the other sign
+    assert abs(f["loo_min"] - (-0.08 / 5)) < 1e-12 and abs(f["loo_max"] - (-0.01 / 5)) < 1e-12
+    assert f["loo_flips"] == 0
+    assert driver.sensitivity(pd.DataFrame({"seed": [0], "val_auc_difference": [0.1]})).empty
+    text = driver.result_markdown(pd.DataFrame(), pd.DataFrame(columns=["pairs"]), pd.DataFrame(), pd.DataFrame(),
+                                  160, None, driver.sensitivity(pd.DataFrame({"seed": range(6),
+                                                                              "val_auc_difference": diff})))
+    assert f"standard deviation of {sd:.3f}" in text and "from -0.016 to -0.002 (0 of 6" in text

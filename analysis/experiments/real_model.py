@@ -389,6 +389,33 @@ def paired_tests(rows: pd.DataFrame, planned: int, censor: float) -> pd.DataFram
     return pd.DataFrame(out)
 
 
+def sensitivity(pairs: pd.DataFrame, power: float = 0.8) -> pd.DataFrame:
+    """After the runs, not pre-registered: how firm the primary result is, from the per-seed pairs
+    (:func:`pair_table`).
+
+    ``sigma_d`` is the observed standard deviation of the paired ``val_auc`` differences (ddof 1) and ``mde`` the
+    effect the pre-registered power formula (:func:`power_table`) gives with it, to set beside the floor and
+    ceiling fixed before the runs. ``loo_*`` is the mean difference with each seed left out in turn: the smallest,
+    the largest and how many of them have the other sign than the mean over all pairs.
+
+    Example:
+        >>> t = sensitivity(pd.DataFrame({"seed": [0, 1, 2], "val_auc_difference": [0.01, 0.02, -0.02]}))
+        >>> round(float(t["loo_min"].iloc[0]), 3), round(float(t["loo_max"].iloc[0]), 3), int(t["loo_flips"].iloc[0])
+        (-0.005, 0.015, 1)
+    """
+    from scipy.stats import norm
+
+    diff = pairs["val_auc_difference"].to_numpy(dtype=float) if len(pairs) else np.array([])
+    if diff.size < 2:
+        return pd.DataFrame()
+    z = float(norm.ppf(power ** (1 / diff.size)))
+    sd = float(np.std(diff, ddof=1))
+    loo = np.array([np.delete(diff, i).mean() for i in range(diff.size)])
+    flips = int((loo * diff.mean() < 0).sum())  # strictly the other sign
+    return pd.DataFrame([{"metric": "val_auc", "pairs": diff.size, "difference_mean": diff.mean(), "sigma_d": sd,
+                          "z": z, "mde": z * sd, "loo_min": loo.min(), "loo_max": loo.max(), "loo_flips": flips}])
+
+
 def check_kept(keep: Path, expected: Any) -> list[Path]:
     """The kept runs, each checked against the config it must have been trained with (``expected(seed, weighting)``);
     a folder named for no arm and seed, or trained with other settings, is refused (SystemExit)."""
@@ -473,11 +500,12 @@ def reading(test: pd.Series, power: pd.DataFrame, pairs: int = len(SEEDS)) -> pd
 
 
 def result_markdown(pairs: pd.DataFrame, tests: pd.DataFrame, verdict: pd.DataFrame,
-                    condition: pd.DataFrame, censor: float, overlap: pd.DataFrame | None = None) -> str:
+                    condition: pd.DataFrame, censor: float, overlap: pd.DataFrame | None = None,
+                    firmness: pd.DataFrame | None = None) -> str:
     """The pre-registered result as Markdown, every number from the tables the report writes: per-seed outcomes,
     the paired tests, the reading against both power bounds, the task condition (``censor``: the step a run
-    that never reaches the steps_to_80 threshold counts as) and, when given, the overlap summary
-    (:func:`overlap_summary`)."""
+    that never reaches the steps_to_80 threshold counts as) and, when given, the post-hoc :func:`sensitivity`
+    (``firmness``) and the overlap summary (:func:`overlap_summary`)."""
     def num(x: float) -> str:
         return "n/a" if pd.isna(x) else f"{x:.3f}"
 
@@ -515,6 +543,15 @@ def result_markdown(pairs: pd.DataFrame, tests: pd.DataFrame, verdict: pd.DataFr
                 "| power bound | minimum detectable effect | reading |", "|---|---|---|"]
         out += [f"| {v['bound']} | {v['mde']:.3f} | {v['reading']} |" for _, v in verdict.iterrows()]
         out.append("")
+    if firmness is not None and len(firmness):
+        f = firmness.iloc[0]
+        out += ["## How firm (after the runs, not pre-registered)", "",
+                f"The {int(f['pairs'])} paired val_auc differences have a standard deviation of {f['sigma_d']:.3f}; "
+                f"with it the pre-registered power formula gives a minimum detectable effect of {f['mde']:.3f} "
+                f"(z = {f['z']:.2f}), to set beside the floor and ceiling above, fixed before the runs. Leaving one "
+                f"seed out, the mean difference ranges from {f['loo_min']:+.3f} to {f['loo_max']:+.3f} "
+                f"({int(f['loo_flips'])} of {int(f['pairs'])} with the other sign than {f['difference_mean']:+.3f}).",
+                ""]
     if len(condition):
         holds = "holds" if condition["below"].any() else "does not hold"
         out += ["## Task condition", "",
@@ -685,10 +722,12 @@ def report(args: argparse.Namespace) -> None:
     frame.to_csv(data / "real_model_overlap.csv", index=False)
     overlap = overlap_summary(overlap_seeds(keep)) if len(frame) else pd.DataFrame()
     overlap.to_csv(data / "real_model_overlap_summary.csv", index=False)
+    firmness = sensitivity(pair_table(rows, planned))
+    firmness.to_csv(data / "real_model_sensitivity.csv", index=False)
     (args.figures / "real_model").mkdir(parents=True, exist_ok=True)
     (args.figures / "real_model" / "result.md").write_text(
-        result_markdown(pair_table(rows, planned), tests, verdict, condition, planned + val_every, overlap),
-        encoding="utf-8")
+        result_markdown(pair_table(rows, planned), tests, verdict, condition, planned + val_every, overlap,
+                        firmness), encoding="utf-8")
     if len(frame):
         draw_overlap(frame, args.figures)
     comparison = compare_runs(folders, metric="val_accuracy")

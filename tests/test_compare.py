@@ -386,3 +386,64 @@ def test_a_metric_with_one_point_per_run_is_warned_about(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         compare_runs(runs, metric="reward_mean")  # logged every step: nothing to warn about
     assert not [r for r in caplog.records if "value(s) per run" in r.getMessage()]
+
+
+# ---------------------------------------------------------------------------------------------- paired
+
+
+def test_paired_tests_against_the_definition_and_scipy(experiment):
+    """Runs of one seed are a pair: B − A per seed, its mean, the exact Wilcoxon p (against scipy's exact test)."""
+    from scipy.stats import wilcoxon
+
+    comparison = compare_runs(experiment, paired=True)
+    paired = comparison.paired_tests().set_index("quantity")
+    summary = comparison.run_summary()
+    for q in ("peak", "step_to_95", "final", "auc"):
+        wide = summary.pivot(index="seed", columns="algorithm", values=q)
+        diff = (wide["λ-GRPO"] - wide["GRPO"]).to_numpy()
+        row = paired.loc[q]
+        assert row["pairs"] == 5 and row["difference"] == pytest.approx(diff.mean())
+        assert row["difference_lower"] <= row["difference"] <= row["difference_upper"]
+        assert row["b_higher"] == (diff > 0).sum()
+        nonzero = diff[diff != 0]
+        assert row["wilcoxon_n"] == nonzero.size
+        if nonzero.size and len(set(np.abs(nonzero))) == nonzero.size:  # no ties: scipy's exact test applies
+            assert row["wilcoxon_p"] == pytest.approx(wilcoxon(nonzero, method="exact").pvalue)
+    # every seed is faster and higher under λ-GRPO: all five signs agree, the floor 2/32
+    assert paired.loc["peak", "wilcoxon_p"] == pytest.approx(0.0625) and paired.loc["peak", "b_higher"] == 5
+    assert paired.loc["step_to_95", "b_higher"] == 0 and paired.loc["step_to_95", "difference"] < 0
+    # the constructed curves differ from their first point on, so no pair shares its first step, and it says so
+    assert (paired["same_first_step"] == 0).all() and paired["note"].str.contains("different first steps").all()
+
+
+def test_paired_pairs_that_share_their_start_and_ties(tmp_path, rng):
+    """Identical curves per seed: zero differences are dropped (n = 0, p NaN) and every pair shares its start."""
+    curves = [_curve(p, v, rng) for p, v in SLOW]
+    runs = [_write_run(tmp_path / f"a{i}", seed=i, curve=c) for i, c in enumerate(curves)]
+    runs += [_write_run(tmp_path / f"b{i}", weighting="process_set", seed=i, curve=c) for i, c in enumerate(curves)]
+    paired = compare_runs(runs, paired=True).paired_tests()
+    assert (paired["pairs"] == 5).all() and (paired["wilcoxon_n"] == 0).all() and paired["wilcoxon_p"].isna().all()
+    assert (paired["difference"] == 0).all() and (paired["same_first_step"] == 5).all()
+    assert (paired["note"] == "").all()
+
+
+def test_paired_leaves_out_a_seed_without_its_pair_and_refuses_two_of_one_seed(experiment, tmp_path, rng):
+    paired = compare_runs(experiment[:5] + experiment[5:9], paired=True).paired_tests()  # λ-GRPO seed 4 missing
+    assert (paired["pairs"] == 4).all() and paired["note"].str.contains("left out: 4").all()
+    twin = _write_run(tmp_path / "grpo-again", seed=0, curve=_curve(64, 0.45, rng))
+    with pytest.raises(ConfigError, match=r"both GRPO with seed 0.*--label"):
+        compare_runs([*experiment, twin], paired=True)
+    assert len(compare_runs([*experiment, twin])) == 11  # unpaired comparisons still pool them
+
+
+def test_cli_paired_writes_the_paired_table(experiment, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", *map(str, experiment), "--paired", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "## Paired tests" in text and "5 of 5" in text
+    table = pd.read_csv(out / "paired_tests.csv")
+    assert list(table["quantity"]) == ["peak", "step_to_95", "final", "auc"] and (table["pairs"] == 5).all()
+    assert "## Paired tests" in (out / "summary.md").read_text()
+    assert not (tmp_path / "plain" / "paired_tests.csv").exists()
+    assert main(["compare", *map(str, experiment), "--out", str(tmp_path / "plain"), "-q"]) == 0
+    assert not (tmp_path / "plain" / "paired_tests.csv").exists()

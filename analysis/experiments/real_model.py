@@ -730,7 +730,7 @@ def report(args: argparse.Namespace) -> None:
                         firmness), encoding="utf-8")
     if len(frame):
         draw_overlap(frame, args.figures)
-    comparison = compare_runs(folders, metric="val_accuracy")
+    comparison = compare_runs(folders, metric="val_accuracy", paired=True)
     comparison.write(args.figures / "real_model")
     if (args.keep_dir / "quality").exists():
         quality_summary(args.keep_dir / "quality").to_csv(data / "real_model_prm_quality.csv", index=False)

@@ -36,7 +36,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from prm_probe.errors import CheckpointError
     from prm_probe.views.compare import compare_runs
 
-    comparison = compare_runs(_expand(args.runs), labels=_labels(args.label), force=args.force, metric=args.metric)
+    comparison = compare_runs(_expand(args.runs), labels=_labels(args.label), force=args.force, metric=args.metric,
+                              paired=args.paired)
     if len(comparison.runs) < 2:
         total = len(comparison.runs) + len(comparison.skipped)
         raise CheckpointError(f"only {len(comparison.runs)} of {total} run folder(s) could be read; expected "
@@ -61,5 +62,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="call the runs whose path matches GLOB NAME (default: GRPO / λ-GRPO from the config)")
     g.add_argument("--force", action="store_true",
                    help="compare runs whose task, model, group size, prompts per step, steps or length differ")
+    g.add_argument("--paired", action="store_true",
+                   help="also test the runs of one seed as pairs: exact Wilcoxon signed-rank and a bootstrap interval "
+                        "of the mean difference (one run per algorithm and seed)")
     g.add_argument("--out", metavar="DIR", help="write summary.md, runs.csv, tests.csv, curves.csv (and figures)")
     p.set_defaults(func=cmd_compare, extras=("plots",))

@@ -21,6 +21,14 @@ Definitions, on one run's curve of ``(step, value)`` points (missing values drop
   seeds that have a value there; the band is the 2.5 and 97.5 percentiles of these means (percentile interval),
   from a numpy Generator seeded with ``(seed, algorithm index)``.
 
+* paired tests (``paired=True``, ``prm-probe compare --paired``): the runs of one seed, one per algorithm, are a
+  pair (the built-in trainer gives them the same initial weights, data order and first samples). Per quantity:
+  the mean difference B − A over the pairs with a percentile bootstrap 95 % interval, and the two-sided exact
+  Wilcoxon signed-rank test with n after zero differences and the smallest p those pairs allow
+  (:mod:`prm_probe.views.statistics`). ``same_first_step`` counts the pairs whose first logged step has the same
+  mean reward and completion length in both runs: fewer than all means those pairs did not sample alike before
+  the first update (another data order, start or sampler), and the pairing is weaker than the design assumes.
+
 Not done here: reading rollouts (see :mod:`prm_probe.core.stats`), corrections for multiple comparisons, and
 drawing (figures come from :mod:`prm_probe.views.plots`). scipy and matplotlib are imported lazily.
 """
@@ -59,6 +67,11 @@ log = logging.getLogger(__name__)
 
 OVERLAP_METRICS = ("path_depth_mean", "intermediate_proportion_mean", "nontrivial_fraction")
 QUANTITIES = ("peak", "step_to_95", "final", "auc")
+#: First-step statistics that depend only on the sampling before any update: equal in both runs of a true pair.
+FIRST_STEP = ("reward_mean", "completion_length_mean")
+PAIRED_COLUMNS = ["metric", "quantity", "algorithm_a", "algorithm_b", "pairs", "mean_a", "mean_b", "difference",
+                  "difference_lower", "difference_upper", "b_higher", "wilcoxon_n", "wilcoxon_p", "wilcoxon_floor",
+                  "same_first_step", "note"]
 CURVE_COLUMNS = ("metric", "algorithm", "step", "mean", "lower", "upper", "n_seeds")
 _POOLING_EXEMPT = ("seed", "run_id", "device", "schedule.")
 
@@ -149,7 +162,8 @@ class RunComparison:
     """
 
     def __init__(self, runs: Sequence[Run], *, metric: str = "val_accuracy", n_boot: int = 2000, seed: int = 0,
-                 skipped: Sequence[tuple[str, str]] = (), differences: Mapping[str, list[Any]] | None = None):
+                 skipped: Sequence[tuple[str, str]] = (), differences: Mapping[str, list[Any]] | None = None,
+                 paired: bool = False):
         if not runs:
             raise CheckpointError("no runs to compare; expected at least one readable run folder; check the paths")
         if n_boot < 1:
@@ -157,10 +171,13 @@ class RunComparison:
         self.runs = list(runs)
         self.metric, self.n_boot, self.seed = metric, int(n_boot), int(seed)
         self.skipped, self.differences = list(skipped), dict(differences or {})
+        self.paired = bool(paired)
         self.available = set().union(*(r.columns() for r in self.runs))
         seen = list(dict.fromkeys(r.algorithm for r in self.runs))
         self.algorithms = sorted(seen, key=lambda a: (a != "GRPO", seen.index(a)))
         self._check(metric)
+        if self.paired:
+            self._check_pairs()
         points = max(len(r.values(metric)) for r in self.runs)
         if points < 2:
             log.warning("metric '%s' has %d value(s) per run (runs that validate only at the end): peaks, steps to "
@@ -180,6 +197,32 @@ class RunComparison:
             raise ConfigError(f"metric '{metric}' is in none of the {len(self.runs)} runs; "
                               f"{close_matches(metric, names)}expected one of {', '.join(names)}; "
                               "pick one with --metric")
+
+    def _check_pairs(self) -> None:
+        """Paired tests need one run per algorithm and seed; two runs of one seed and algorithm are ambiguous."""
+        seen: dict[tuple[str, int], Run] = {}
+        for r in self.runs:
+            if (r.algorithm, r.seed) in seen:
+                raise ConfigError(f"runs '{seen[r.algorithm, r.seed].path}' and '{r.path}' are both {r.algorithm} with "
+                                  f"seed {r.seed}; expected one run per algorithm and seed for paired tests; "
+                                  "compare them without --paired, or name them apart with --label")
+            seen[r.algorithm, r.seed] = r
+
+    def _same_first_step(self, a: str, b: str, seeds: Sequence[int]) -> int:
+        """How many of the ``seeds`` have runs of ``a`` and ``b`` whose first logged step agrees on
+        :data:`FIRST_STEP` (the statistics either logs)."""
+        by = {(r.algorithm, r.seed): r for r in self.runs}
+        same = 0
+        for seed in seeds:
+            first = []
+            for algorithm in (a, b):
+                m = by[algorithm, seed].metrics
+                first.append(m.sort_values("step").iloc[0] if len(m) and "step" in m else None)
+            keys = [k for k in FIRST_STEP if first[0] is not None and first[1] is not None
+                    and k in first[0] and k in first[1]]
+            if keys and all(first[0][k] == first[1][k] for k in keys):
+                same += 1
+        return same
 
     def _matrix(self, metric: str, runs: Sequence[Run]) -> tuple[np.ndarray, np.ndarray]:
         frames = [r.values(metric).assign(run=i) for i, r in enumerate(runs)]
@@ -247,11 +290,61 @@ class RunComparison:
                    "difference", "welch_t", "welch_p", "mannwhitney_u", "mannwhitney_p", "hedges_g", "note"]
         return pd.DataFrame(rows, columns=columns)
 
+    def paired_tests(self, metric: str | None = None) -> pd.DataFrame:
+        """Paired tests of each summary quantity between each pair of algorithms: the runs of one seed are a pair
+        (module docstring); a seed with a run of only one of the two algorithms is left out, with a note.
+
+        Returns:
+            One row per (pair of algorithms, quantity): ``metric``, ``quantity``, ``algorithm_a``, ``algorithm_b``,
+            ``pairs`` (seeds with both values), ``mean_a``, ``mean_b``, ``difference`` (mean of B − A),
+            ``difference_lower``/``difference_upper`` (bootstrap 95 % interval of that mean), ``b_higher`` (pairs
+            with B > A), ``wilcoxon_n`` (non-zero differences), ``wilcoxon_p`` (exact, two-sided),
+            ``wilcoxon_floor`` (the smallest p with that n), ``same_first_step`` (pairs whose first logged step
+            agrees) and ``note``.
+
+        Raises:
+            ConfigError: two runs share an algorithm and a seed.
+        """
+        from prm_probe.views.statistics import bootstrap_mean_ci, paired_wilcoxon
+
+        self._check_pairs()
+        summary = self.run_summary(metric)
+        rows = []
+        for a, b in itertools.combinations(self.algorithms, 2):
+            side = {x: summary[summary["algorithm"] == x].set_index("seed") for x in (a, b)}
+            seeds = sorted(set(side[a].index) & set(side[b].index))
+            alone = sorted(set(side[a].index) ^ set(side[b].index))
+            same = self._same_first_step(a, b, seeds)
+            for q in QUANTITIES:
+                both = pd.DataFrame({"a": side[a].loc[seeds, q], "b": side[b].loc[seeds, q]}).dropna()
+                diff = (both["b"] - both["a"]).to_numpy(dtype=float)
+                test = paired_wilcoxon(both["a"], both["b"])
+                lower, upper = bootstrap_mean_ci(diff, seed=self.seed)
+                notes = []
+                if alone:
+                    notes.append(f"seeds without a pair left out: {', '.join(map(str, alone))}")
+                if len(both) < 2:
+                    notes.append("fewer than 2 pairs: no interval")
+                if same < len(seeds):
+                    notes.append(f"{len(seeds) - same} pair(s) sampled different first steps")
+                rows.append({"metric": summary["metric"].iat[0], "quantity": q, "algorithm_a": a, "algorithm_b": b,
+                             "pairs": len(both), "mean_a": both["a"].mean(), "mean_b": both["b"].mean(),
+                             "difference": diff.mean() if diff.size else float("nan"),
+                             "difference_lower": lower, "difference_upper": upper,
+                             "b_higher": int((diff > 0).sum()), "wilcoxon_n": test["n"], "wilcoxon_p": test["p"],
+                             "wilcoxon_floor": test["floor"], "same_first_step": same, "note": "; ".join(notes)})
+            if same < len(seeds):
+                log.warning("%d of %d %s/%s pairs sampled different first steps (%s): they do not share their start, "
+                            "so the pairing is weaker than a paired test assumes", len(seeds) - same, len(seeds), a,
+                            b, ", ".join(FIRST_STEP))
+        return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
     def summary(self, metric: str | None = None) -> dict[str, Any]:
         """Headline numbers, as :meth:`OverlapStats.summary() <prm_probe.core.stats.OverlapStats.summary>` gives
         them for a log: ``metric``, ``runs``, ``runs[<algorithm>]``, the mean over seeds of each summary quantity
         per algorithm (``final[λ-GRPO]``, ...), and for each pair of algorithms the difference B − A of each
-        quantity and its Welch p (``final: λ-GRPO − GRPO``, ``final: welch_p``, ...)."""
+        quantity and its Welch p (``final: λ-GRPO − GRPO``, ``final: welch_p``, ...); with ``paired``, also the
+        pairs and the paired Wilcoxon p of each quantity (``final: paired pairs``, ``final: wilcoxon_p``)."""
         metric = metric or self.metric
         runs, tests = self.run_summary(metric), self.tests(metric)
         out: dict[str, Any] = {"metric": metric, "runs": len(self.runs)}
@@ -262,6 +355,10 @@ class RunComparison:
         for t in tests.itertuples():
             out[f"{t.quantity}: {t.algorithm_b} − {t.algorithm_a}"] = float(t.difference)
             out[f"{t.quantity}: welch_p"] = float(t.welch_p)
+        if self.paired:
+            for t in self.paired_tests(metric).itertuples():
+                out[f"{t.quantity}: paired pairs"] = int(t.pairs)
+                out[f"{t.quantity}: wilcoxon_p"] = float(t.wilcoxon_p)
         return out
 
     def frame(self, by: str = "runs", metric: str | None = None) -> pd.DataFrame:
@@ -299,6 +396,16 @@ class RunComparison:
             t.mean_a, t.mean_b, t.difference, t.welch_t, t.welch_p, t.mannwhitney_u, t.mannwhitney_p, t.hedges_g)),
             t.note] for t in tests.itertuples()]
         lines += _md_table(head, body) if body else ["(one algorithm only: nothing to test)"]
+        if self.paired:
+            lines += ["", "## Paired tests (runs of one seed are a pair; B − A; exact two-sided Wilcoxon signed-rank, "
+                      "bootstrap 95 % interval of the mean difference)", ""]
+            head = ["quantity", "A", "B", "pairs", "mean A", "mean B", "B − A [95 % CI]", "B higher", "n after ties",
+                    "Wilcoxon p", "smallest p", "same first step", "note"]
+            body = [[t.quantity, t.algorithm_a, t.algorithm_b, str(t.pairs), _num(t.mean_a), _num(t.mean_b),
+                     f"{_num(t.difference)} [{_num(t.difference_lower)}, {_num(t.difference_upper)}]",
+                     f"{t.b_higher} of {t.pairs}", str(t.wilcoxon_n), _num(t.wilcoxon_p), _num(t.wilcoxon_floor),
+                     f"{t.same_first_step} of {t.pairs}", t.note] for t in self.paired_tests(metric).itertuples()]
+            lines += _md_table(head, body) if body else ["(one algorithm only: nothing to test)"]
         lines += ["", "peak: largest value (peak_step: first step reaching it); step_to_95: first step with value ≥ "
                   "peak − 0.05·|peak|; final: last value; auc: trapezoid area over steps / step span (mean level)."]
         if self.skipped:
@@ -307,8 +414,8 @@ class RunComparison:
 
     def write(self, out_dir: str | os.PathLike, metric: str | None = None, *, figures: bool = True) -> list[Path]:
         """Write ``summary.md``, ``runs.csv``, ``tests.csv`` and ``curves.csv`` (the metric's curves stacked with
-        :meth:`overlap`) atomically into ``out_dir``, plus (``figures``) ``curves_<metric>`` and ``overlap``
-        figures, PNG and PDF. Returns the written paths."""
+        :meth:`overlap`; with ``paired`` also ``paired_tests.csv``) atomically into ``out_dir``, plus
+        (``figures``) ``curves_<metric>`` and ``overlap`` figures, PNG and PDF. Returns the written paths."""
         from prm_probe.core.files import write_table, write_text_atomic
 
         metric = metric or self.metric
@@ -317,6 +424,8 @@ class RunComparison:
         written = [write_text_atomic(out / "summary.md", self.to_markdown(metric))]
         frames = {"runs.csv": self.run_summary(metric), "tests.csv": self.tests(metric),
                   "curves.csv": pd.concat([curve, overlap], ignore_index=True) if len(overlap) else curve}
+        if self.paired:
+            frames["paired_tests.csv"] = self.paired_tests(metric)
         written += [write_table(frame, out / name) for name, frame in frames.items()]
         return written + (_write_figures(out, metric, curve, overlap) if figures else [])
 
@@ -352,7 +461,8 @@ def _md_table(head: list[str], body: list[list[str]]) -> list[str]:
 
 
 def compare_runs(paths: Sequence[str | os.PathLike], labels: Labels | None = None, force: bool = False,
-                 metric: str = "val_accuracy", n_boot: int = 2000, seed: int = 0) -> RunComparison:
+                 metric: str = "val_accuracy", n_boot: int = 2000, seed: int = 0,
+                 paired: bool = False) -> RunComparison:
     """Load run folders and build a :class:`RunComparison`.
 
     Args:
@@ -363,10 +473,12 @@ def compare_runs(paths: Sequence[str | os.PathLike], labels: Labels | None = Non
         metric: default metric of the comparison's methods.
         n_boot: bootstrap resamples per band.
         seed: seed of the bootstrap generators.
+        paired: also test the runs of one seed as pairs (:meth:`RunComparison.paired_tests`).
 
     Raises:
         CheckpointError: no run could be read.
-        ConfigError: the runs differ in a matched setting and ``force`` is False, or ``metric`` is in no run.
+        ConfigError: the runs differ in a matched setting and ``force`` is False, ``metric`` is in no run, or
+            (``paired``) two runs share an algorithm and a seed.
     """
     runs, skipped = [], []
     for path in dict.fromkeys(os.fspath(p) for p in paths):
@@ -392,4 +504,5 @@ def compare_runs(paths: Sequence[str | os.PathLike], labels: Labels | None = Non
         if mixed := config_differences(group, keys):
             log.warning("runs labelled %s differ in %s but are pooled as its seeds; separate them with --label",
                         algorithm, describe_differences(mixed))
-    return RunComparison(runs, metric=metric, n_boot=n_boot, seed=seed, skipped=skipped, differences=differences)
+    return RunComparison(runs, metric=metric, n_boot=n_boot, seed=seed, skipped=skipped, differences=differences,
+                         paired=paired)

@@ -196,11 +196,9 @@ def power_table(calibration: pd.DataFrame, lr: float, spread_runs: Path, points:
     and for a difference of two runs; ``ceiling`` √2 × the pooled spread between seeds of ``val_auc`` in the runs
     under ``spread_runs`` (one folder per run, algorithms pooled within), as if pairing removed nothing.
     """
-    from scipy.stats import norm
-
     from prm_probe.core.runs import load_run
 
-    z = float(norm.ppf(power ** (1 / pairs)))
+    z = _power_z(pairs, power)
     residual = float(calibration.loc[np.isclose(calibration["lr"], lr), "residual_sd"].iloc[0])
     floor = residual * np.sqrt(1.5) / np.sqrt(points) * np.sqrt(2)
     by_algorithm: dict[str, list[float]] = {}
@@ -215,6 +213,14 @@ def power_table(calibration: pd.DataFrame, lr: float, spread_runs: Path, points:
          "source": f"calibration lr {lr_name(lr)}: evaluation scatter {residual:.4f} x sqrt(3/2), {points} points"},
         {"bound": "ceiling", "sigma_d": ceiling, "z": z, "mde": z * ceiling,
          "source": f"sqrt(2) x seed spread {pooled:.4f} of val_auc in {_shown(spread_runs)}"}])
+
+
+def _power_z(pairs: int, power: float) -> float:
+    """z = Φ⁻¹(power^(1/pairs)): the effect, in units of σ_d, at which all ``pairs`` normal differences share a sign
+    with probability ``power`` (the only way the exact two-sided Wilcoxon test of 6 pairs rejects at 0.05)."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(power ** (1 / pairs)))
 
 
 def _shown(path: Path) -> str:
@@ -403,12 +409,10 @@ def sensitivity(pairs: pd.DataFrame, power: float = 0.8) -> pd.DataFrame:
         >>> round(float(t["loo_min"].iloc[0]), 3), round(float(t["loo_max"].iloc[0]), 3), int(t["loo_flips"].iloc[0])
         (-0.005, 0.015, 1)
     """
-    from scipy.stats import norm
-
     diff = pairs["val_auc_difference"].to_numpy(dtype=float) if len(pairs) else np.array([])
     if diff.size < 2:
         return pd.DataFrame()
-    z = float(norm.ppf(power ** (1 / diff.size)))
+    z = _power_z(diff.size, power)
     sd = float(np.std(diff, ddof=1))
     loo = np.array([np.delete(diff, i).mean() for i in range(diff.size)])
     flips = int((loo * diff.mean() < 0).sum())  # strictly the other sign
@@ -499,6 +503,16 @@ def reading(test: pd.Series, power: pd.DataFrame, pairs: int = len(SEEDS)) -> pd
     return pd.DataFrame(out)
 
 
+FINAL = "the pre-registered result"
+
+
+def progress(tests: pd.DataFrame) -> str:
+    """:data:`FINAL` once every planned pair is complete, else ``INTERIM: k of 6 pairs`` (``tests``:
+    :func:`paired_tests`)."""
+    complete = int(tests["pairs"].max()) if len(tests) else 0
+    return FINAL if complete >= len(SEEDS) else f"INTERIM: {complete} of {len(SEEDS)} pairs"
+
+
 def result_markdown(pairs: pd.DataFrame, tests: pd.DataFrame, verdict: pd.DataFrame,
                     condition: pd.DataFrame, censor: float, overlap: pd.DataFrame | None = None,
                     firmness: pd.DataFrame | None = None) -> str:
@@ -512,9 +526,8 @@ def result_markdown(pairs: pd.DataFrame, tests: pd.DataFrame, verdict: pd.DataFr
     def steps(x: float) -> str:
         return "not reached" if pd.isna(x) else f"{x:.0f}"
 
-    complete = int(tests["pairs"].max()) if len(tests) else 0
-    head = ("the pre-registered result" if complete >= len(SEEDS)
-            else f"INTERIM: {complete} of {len(SEEDS)} pairs, no conclusion")
+    head = progress(tests)
+    head += "" if head == FINAL else ", no conclusion"
     out = [f"# SmolLM2-135M-Instruct, addition of 1-50: GRPO against λ-GRPO ({head})", "",
            "Written by `python analysis/experiments/real_model.py report` from the committed runs. `val_auc` is "
            "the mean validation accuracy over the 15 evaluation points (steps 10-150), the final accuracy one "
@@ -596,7 +609,11 @@ def overlap_seeds(keep: Path) -> pd.DataFrame:
 def overlap_frame(keep: Path) -> pd.DataFrame:
     """Per algorithm and step: the mean over seeds (complete pairs only, :func:`overlap_seeds`) of the live
     overlap metrics and of the validation reward; ``seeds`` counts the runs averaged."""
-    frame = overlap_seeds(keep)
+    return seed_means(overlap_seeds(keep))
+
+
+def seed_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`overlap_seeds`'s per-seed rows averaged over seeds per algorithm and step, with ``seeds``."""
     if frame.empty:
         return frame
     means = frame.drop(columns="seed").groupby(["algorithm", "step"], as_index=False).mean()
@@ -709,7 +726,8 @@ def report(args: argparse.Namespace) -> None:
     pairing.to_csv(data / "real_model_pairing.csv", index=False)
     condition = task_condition(keep)
     condition.to_csv(data / "real_model_condition.csv", index=False)
-    pair_table(rows, planned).to_csv(data / "real_model_pairs.csv", index=False)
+    pairs = pair_table(rows, planned)
+    pairs.to_csv(data / "real_model_pairs.csv", index=False)
     val_every = int(config["schedule"]["val_every"]) or planned
     tests = paired_tests(rows, planned, censor=planned + val_every)
     tests.to_csv(data / "real_model_test.csv", index=False)
@@ -718,16 +736,16 @@ def report(args: argparse.Namespace) -> None:
     if power_path.exists() and len(tests):
         verdict = reading(tests.set_index("metric").loc["val_auc"], pd.read_csv(power_path))
         verdict.to_csv(data / "real_model_reading.csv", index=False)
-    frame = overlap_frame(keep)
+    per_seed = overlap_seeds(keep)
+    frame = seed_means(per_seed)
     frame.to_csv(data / "real_model_overlap.csv", index=False)
-    overlap = overlap_summary(overlap_seeds(keep)) if len(frame) else pd.DataFrame()
+    overlap = overlap_summary(per_seed) if len(per_seed) else pd.DataFrame()
     overlap.to_csv(data / "real_model_overlap_summary.csv", index=False)
-    firmness = sensitivity(pair_table(rows, planned))
+    firmness = sensitivity(pairs)
     firmness.to_csv(data / "real_model_sensitivity.csv", index=False)
     (args.figures / "real_model").mkdir(parents=True, exist_ok=True)
     (args.figures / "real_model" / "result.md").write_text(
-        result_markdown(pair_table(rows, planned), tests, verdict, condition, planned + val_every, overlap,
-                        firmness), encoding="utf-8")
+        result_markdown(pairs, tests, verdict, condition, planned + val_every, overlap, firmness), encoding="utf-8")
     if len(frame):
         draw_overlap(frame, args.figures)
     comparison = compare_runs(folders, metric="val_accuracy", paired=True)
@@ -737,9 +755,7 @@ def report(args: argparse.Namespace) -> None:
         tokens = sorted((args.keep_dir / "quality").glob("*_tokens.csv"))
         if tokens:
             pd.concat([pd.read_csv(p) for p in tokens]).to_csv(data / "real_model_prm_quality_tokens.csv", index=False)
-    pairs = int(tests["pairs"].max()) if len(tests) else 0
-    status = "the pre-registered result" if pairs >= len(SEEDS) else f"INTERIM: {pairs} of {len(SEEDS)} pairs"
-    log.info("%s\n%s\n%s\n%s\n%s", status, rows.to_string(index=False), tests.to_string(index=False),
+    log.info("%s\n%s\n%s\n%s\n%s", progress(tests), rows.to_string(index=False), tests.to_string(index=False),
              condition.to_string(index=False), verdict.to_string(index=False))
 
 
